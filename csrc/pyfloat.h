@@ -1,0 +1,124 @@
+/*
+ * Python's float arithmetic in plain C: the results and the errors of
+ * float.__pow__, math.log and math.exp in CPython, so that compiled code
+ * computes the same doubles as Python and fails where Python fails.
+ *
+ * Each function stores its result through `out` and returns PYFLOAT_OK or
+ * the error Python would raise; the Cython layer turns that into the
+ * exception. The special cases follow CPython's float_pow (Objects/floatobject.c)
+ * and math_1/m_log (Modules/mathmodule.c): Python decides them itself
+ * instead of trusting the platform libm, so this file does too.
+ */
+#ifndef MICROGPT_PYFLOAT_H
+#define MICROGPT_PYFLOAT_H
+
+#include <errno.h>
+#include <math.h>
+
+enum {
+    PYFLOAT_OK = 0,
+    PYFLOAT_ZERO_DIVISION,  /* ZeroDivisionError: 0.0 to a negative power */
+    PYFLOAT_OVERFLOW,       /* OverflowError: result too large */
+    PYFLOAT_DOMAIN,         /* ValueError: math domain error */
+    PYFLOAT_COMPLEX         /* Python would return a complex number */
+};
+
+/* x is an odd integer: CPython's DOUBLE_IS_ODD_INTEGER */
+static inline int pyfloat_is_odd_integer(double x)
+{
+    return fmod(fabs(x), 2.0) == 1.0;
+}
+
+/* x ** y for floats x and y, as float.__pow__ */
+static inline int pyfloat_pow(double x, double y, double *out)
+{
+    int negate = 0, err;
+    double r;
+
+    if (y == 0.0) {                 /* x**0 is 1, even 0**0 and nan**0 */
+        *out = 1.0;
+        return PYFLOAT_OK;
+    }
+    if (isnan(x)) {                 /* nan**y = nan, unless y == 0 */
+        *out = x;
+        return PYFLOAT_OK;
+    }
+    if (isnan(y)) {                 /* x**nan = nan, unless x == 1 */
+        *out = x == 1.0 ? 1.0 : y;
+        return PYFLOAT_OK;
+    }
+    if (isinf(y)) {
+        x = fabs(x);
+        if (x == 1.0)
+            *out = 1.0;
+        else if ((y > 0.0) == (x > 1.0))
+            *out = fabs(y);         /* inf */
+        else
+            *out = 0.0;
+        return PYFLOAT_OK;
+    }
+    if (isinf(x)) {                 /* (+-inf)**y: sign only for odd integer y */
+        int odd = pyfloat_is_odd_integer(y);
+        if (y > 0.0)
+            *out = odd ? x : fabs(x);
+        else
+            *out = odd ? copysign(0.0, x) : 0.0;
+        return PYFLOAT_OK;
+    }
+    if (x == 0.0) {
+        if (y < 0.0)
+            return PYFLOAT_ZERO_DIVISION;
+        *out = pyfloat_is_odd_integer(y) ? x : 0.0;
+        return PYFLOAT_OK;
+    }
+    if (x < 0.0) {
+        if (y != floor(y))
+            return PYFLOAT_COMPLEX;
+        x = -x;                     /* y is an integer: pow(|x|, y), negated if y is odd */
+        negate = pyfloat_is_odd_integer(y);
+    }
+    if (x == 1.0) {                 /* 1**y is 1, and (-1)**y is +-1 for huge y too */
+        *out = negate ? -1.0 : 1.0;
+        return PYFLOAT_OK;
+    }
+    errno = 0;
+    r = pow(x, y);
+    err = errno;
+    if (err == 0 && isinf(r))
+        err = ERANGE;
+    else if (err == ERANGE && r == 0.0)
+        err = 0;                    /* underflow to zero is not an error */
+    if (err)
+        return err == ERANGE ? PYFLOAT_OVERFLOW : PYFLOAT_DOMAIN;
+    *out = negate ? -r : r;
+    return PYFLOAT_OK;
+}
+
+/* math.log(x) for a float x */
+static inline int pyfloat_log(double x, double *out)
+{
+    if (isfinite(x)) {
+        if (x > 0.0) {
+            *out = log(x);
+            return PYFLOAT_OK;
+        }
+        return PYFLOAT_DOMAIN;      /* log(0) and log(negative) */
+    }
+    if (isnan(x) || x > 0.0) {      /* log(nan) = nan, log(inf) = inf */
+        *out = x;
+        return PYFLOAT_OK;
+    }
+    return PYFLOAT_DOMAIN;          /* log(-inf) */
+}
+
+/* math.exp(x) for a float x */
+static inline int pyfloat_exp(double x, double *out)
+{
+    double r = exp(x);
+    if (isinf(r) && isfinite(x))
+        return PYFLOAT_OVERFLOW;
+    *out = r;
+    return PYFLOAT_OK;
+}
+
+#endif /* MICROGPT_PYFLOAT_H */

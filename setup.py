@@ -1,0 +1,49 @@
+"""Build the compiled core: the Cython modules in src/microgpt over the C in csrc.
+
+Compiler directives are set here, once. MICROGPT_CYTHON_DEBUG=1 turns
+Cython's bounds and initialization checks back on for debugging.
+
+Floating point: results must equal CPython's bit for bit, so no -ffast-math
+and no -march=native, and -ffp-contract=off keeps the compiler from fusing
+a*b+c into one rounding where the CPU has FMA. The -fno-builtin flags keep
+each libm call the call Python makes: pow(x, 2.0) stays pow, not x*x, and
+sin(x) next to cos(x) stays two calls, not one sincos.
+"""
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+DEBUG = os.environ.get("MICROGPT_CYTHON_DEBUG") == "1"
+
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": not DEBUG,
+    "embedsignature": True,
+}
+
+UNIX_FLAGS = ["-ffp-contract=off", "-fno-builtin-pow", "-fno-builtin-sin", "-fno-builtin-cos"]
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        if self.compiler.compiler_type == "unix":
+            for ext in self.extensions:
+                ext.extra_compile_args = UNIX_FLAGS + ext.extra_compile_args
+        super().build_extensions()
+
+
+extensions = [
+    Extension("microgpt._engine", ["src/microgpt/_engine.pyx"], include_dirs=["csrc"]),
+    Extension("microgpt._random", ["src/microgpt/_random.pyx", "csrc/mt19937.c"],
+              include_dirs=["csrc"]),
+]
+
+setup(
+    ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES),
+    cmdclass={"build_ext": BuildExt},
+)

@@ -1,0 +1,65 @@
+"""
+A drop-in for the standard library's ``random`` module.
+
+``from microgpt import random`` in place of ``import random`` changes no
+result: every draw equals CPython's bit for bit, for every seed, and states
+pass both ways between ``random.Random`` and ``microgpt.random.Random``.
+Underneath is the compiled MT19937 generator (``microgpt._random``), or the
+standard library's own when ``MICROGPT_PUREPYTHON=1``.
+
+Beyond the standard API, ``random_array(n)`` and ``gauss_array(n, mu, sigma)``
+return n successive ``random()`` or ``gauss()`` draws as a float64 numpy array.
+"""
+import random as _stdlib
+from operator import index as _index
+
+from ._backend import PUREPYTHON, compiled
+
+__all__ = ["Random", "seed", "random", "getrandbits", "randbytes", "randrange",
+           "randint", "choice", "choices", "shuffle", "sample", "uniform", "gauss",
+           "getstate", "setstate", "random_array", "gauss_array"]
+
+
+if PUREPYTHON:
+    class Random(_stdlib.Random):
+        """The standard library's generator, with microgpt's bulk draws added."""
+
+        def random_array(self, n):
+            """A float64 numpy array of the next n random() values."""
+            import numpy
+            return numpy.array([self.random() for _ in range(_count(n))], dtype=numpy.float64)
+
+        def gauss_array(self, n, mu=0.0, sigma=1.0):
+            """A float64 numpy array of the next n gauss(mu, sigma) values."""
+            import numpy
+            mu, sigma = float(mu), float(sigma)
+            return numpy.array([self.gauss(mu, sigma) for _ in range(_count(n))],
+                               dtype=numpy.float64)
+
+    def _count(n):
+        n = _index(n)
+        if n < 0:
+            raise ValueError(f"n must be non-negative, not {n}")
+        return n
+else:
+    Random = compiled("_random").Random
+
+# One hidden instance, seeded from the operating system, whose methods are
+# the module's functions, as in the standard library.
+_inst = Random()
+seed = _inst.seed
+random = _inst.random
+getrandbits = _inst.getrandbits
+randbytes = _inst.randbytes
+randrange = _inst.randrange
+randint = _inst.randint
+choice = _inst.choice
+choices = _inst.choices
+shuffle = _inst.shuffle
+sample = _inst.sample
+uniform = _inst.uniform
+gauss = _inst.gauss
+getstate = _inst.getstate
+setstate = _inst.setstate
+random_array = _inst.random_array
+gauss_array = _inst.gauss_array
