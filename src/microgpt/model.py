@@ -1,0 +1,134 @@
+"""
+microgpt.py's GPT on scalar Values: its parameters and its forward pass.
+
+Every line is microgpt.py's, with the hyperparameters in a Config instead of
+globals; the floats it computes, and so the gradients, are microgpt.py's bit
+for bit. ``Value`` defaults to ``microgpt.Value`` (the compiled engine, or the
+pure-Python one when ``MICROGPT_PUREPYTHON=1``); any class with microgpt.py's
+Value interface works.
+"""
+from . import Value as _Value
+
+
+class Config:
+    """The model's hyperparameters, microgpt.py's defaults."""
+
+    def __init__(self, vocab_size, n_embd=16, n_head=4, n_layer=1, block_size=8):
+        if n_embd % n_head:
+            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        self.vocab_size = vocab_size    # number of distinct tokens, BOS included
+        self.n_embd = n_embd            # width of the residual stream
+        self.n_head = n_head            # attention heads per layer
+        self.n_layer = n_layer          # transformer blocks
+        self.block_size = block_size    # longest context, in tokens
+        self.head_dim = n_embd // n_head
+
+    def __repr__(self):
+        return (f"Config(vocab_size={self.vocab_size}, n_embd={self.n_embd}, "
+                f"n_head={self.n_head}, n_layer={self.n_layer}, block_size={self.block_size})")
+
+
+# Model architecture, microgpt.py's three helpers -------------------------------
+
+def linear(x, w):
+    return [sum(wi * xi for wi, xi in zip(wo, x)) for wo in w]
+
+
+def softmax(logits):
+    max_val = max(val.data for val in logits)
+    exps = [(val - max_val).exp() for val in logits]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def rmsnorm(x):
+    ms = sum(xi * xi for xi in x) / len(x)
+    scale = (ms + 1e-5) ** -0.5
+    return [xi * scale for xi in x]
+
+
+class GPT:
+    """microgpt.py's model: ``state_dict`` with its parameter matrices, ``params``
+    with every parameter in its order, and ``gpt()``, the forward pass of one
+    token with a KV cache."""
+
+    def __init__(self, config, random, Value=_Value):
+        """Draw the parameters with random.gauss, in microgpt.py's order."""
+        self.config = config
+        n_embd, n_layer = config.n_embd, config.n_layer
+        matrix = lambda nout, nin, std=0.02: [[Value(random.gauss(0, std)) for _ in range(nin)] for _ in range(nout)]
+        state_dict = {'wte': matrix(config.vocab_size, n_embd), 'wpe': matrix(config.block_size, n_embd), 'lm_head': matrix(config.vocab_size, n_embd)}
+        for i in range(n_layer):
+            state_dict[f'layer{i}.attn_wq'] = matrix(n_embd, n_embd)
+            state_dict[f'layer{i}.attn_wk'] = matrix(n_embd, n_embd)
+            state_dict[f'layer{i}.attn_wv'] = matrix(n_embd, n_embd)
+            state_dict[f'layer{i}.attn_wo'] = matrix(n_embd, n_embd, std=0)
+            state_dict[f'layer{i}.mlp_fc1'] = matrix(4 * n_embd, n_embd)
+            state_dict[f'layer{i}.mlp_fc2'] = matrix(n_embd, 4 * n_embd, std=0)
+        self.state_dict = state_dict
+        self.params = [p for mat in state_dict.values() for row in mat for p in row]
+
+    def empty_cache(self):
+        """Empty keys and values for gpt(), one list per layer."""
+        n_layer = self.config.n_layer
+        return [[] for _ in range(n_layer)], [[] for _ in range(n_layer)]
+
+    def gpt(self, token_id, pos_id, keys, values):
+        """The logits of the token after token_id at position pos_id; appends
+        this position's keys and values to the cache."""
+        state_dict = self.state_dict
+        n_layer, n_head, head_dim = self.config.n_layer, self.config.n_head, self.config.head_dim
+        tok_emb = state_dict['wte'][token_id]
+        pos_emb = state_dict['wpe'][pos_id]
+        x = [t + p for t, p in zip(tok_emb, pos_emb)]
+        x = rmsnorm(x)
+        for li in range(n_layer):
+            x_residual = x
+            x = rmsnorm(x)
+            q = linear(x, state_dict[f'layer{li}.attn_wq'])
+            k = linear(x, state_dict[f'layer{li}.attn_wk'])
+            v = linear(x, state_dict[f'layer{li}.attn_wv'])
+            keys[li].append(k)
+            values[li].append(v)
+            x_attn = []
+            for h in range(n_head):
+                hs = h * head_dim
+                q_h = q[hs:hs+head_dim]
+                k_h = [ki[hs:hs+head_dim] for ki in keys[li]]
+                v_h = [vi[hs:hs+head_dim] for vi in values[li]]
+                attn_logits = [sum(q_h[j] * k_h[t][j] for j in range(head_dim)) / head_dim**0.5 for t in range(len(k_h))]
+                attn_weights = softmax(attn_logits)
+                head_out = [sum(attn_weights[t] * v_h[t][j] for t in range(len(v_h))) for j in range(head_dim)]
+                x_attn.extend(head_out)
+            x = linear(x_attn, state_dict[f'layer{li}.attn_wo'])
+            x = [a + b for a, b in zip(x, x_residual)]
+            x_residual = x
+            x = rmsnorm(x)
+            x = linear(x, state_dict[f'layer{li}.mlp_fc1'])
+            x = [xi.relu() ** 2 for xi in x]
+            x = linear(x, state_dict[f'layer{li}.mlp_fc2'])
+            x = [a + b for a, b in zip(x, x_residual)]
+        logits = linear(x, state_dict['lm_head'])
+        return logits
+
+    def loss(self, tokens):
+        """The mean loss of predicting each next token of a tokenized document,
+        over its first block_size positions, as microgpt.py's training loop."""
+        n = min(self.config.block_size, len(tokens) - 1)
+        keys, values = self.empty_cache()
+        losses = []
+        for pos_id in range(n):
+            token_id, target_id = tokens[pos_id], tokens[pos_id + 1]
+            logits = self.gpt(token_id, pos_id, keys, values)
+            probs = softmax(logits)
+            loss_t = -probs[target_id].log()
+            losses.append(loss_t)
+        loss = (1 / n) * sum(losses)
+        return loss
+
+    def next_token_weights(self, token_id, pos_id, keys, values, temperature):
+        """The sampling weights of the next token: the softmax of the logits
+        divided by the temperature, as floats."""
+        logits = self.gpt(token_id, pos_id, keys, values)
+        probs = softmax([l / temperature for l in logits])
+        return [p.data for p in probs]

@@ -1,0 +1,59 @@
+"""
+microgpt.py's training loop, its Adam optimizer and its sampling loop.
+
+The model can be any object with microgpt.py's interface: ``params`` (the
+Values to train), ``loss(tokens)`` and ``next_token_weights(...)``, as
+``microgpt.model.GPT`` has.
+"""
+import math
+
+
+class Adam:
+    """microgpt.py's Adam, each formula in its operation order."""
+
+    def __init__(self, params, learning_rate=1e-2, beta1=0.9, beta2=0.95, eps_adam=1e-8):
+        self.params = params
+        self.learning_rate, self.beta1, self.beta2, self.eps_adam = learning_rate, beta1, beta2, eps_adam
+        self.m = [0.0] * len(params)  # first moment buffer
+        self.v = [0.0] * len(params)  # second moment buffer
+
+    def step(self, step, lr_t):
+        """Update every parameter from its gradient at step `step` (from 0),
+        with learning rate lr_t, and zero the gradient."""
+        m, v, beta1, beta2, eps_adam = self.m, self.v, self.beta1, self.beta2, self.eps_adam
+        for i, p in enumerate(self.params):
+            m[i] = beta1 * m[i] + (1 - beta1) * p.grad
+            v[i] = beta2 * v[i] + (1 - beta2) * p.grad ** 2
+            m_hat = m[i] / (1 - beta1 ** (step + 1))
+            v_hat = v[i] / (1 - beta2 ** (step + 1))
+            p.data -= lr_t * m_hat / (v_hat ** 0.5 + eps_adam)
+            p.grad = 0
+
+
+def train(model, docs, tokenizer, num_steps, learning_rate=1e-2):
+    """Train on one document per step, in order, with Adam and a cosine
+    decay of the learning rate over num_steps; yield each step's loss."""
+    optimizer = Adam(model.params, learning_rate)
+    for step in range(num_steps):
+        doc = docs[step % len(docs)]
+        tokens = tokenizer.encode(doc)
+        loss = model.loss(tokens)
+        loss.backward()
+        lr_t = learning_rate * 0.5 * (1 + math.cos(math.pi * step / num_steps))
+        optimizer.step(step, lr_t)
+        yield loss.data
+
+
+def sample(model, tokenizer, random, temperature=0.5):
+    """One new document: tokens drawn one at a time with random.choices,
+    from BOS until BOS comes again or the context is full."""
+    keys, values = model.empty_cache()
+    token_id = tokenizer.BOS
+    sample = []
+    for pos_id in range(model.config.block_size):
+        weights = model.next_token_weights(token_id, pos_id, keys, values, temperature)
+        token_id = random.choices(range(tokenizer.vocab_size), weights=weights)[0]
+        if token_id == tokenizer.BOS:
+            break
+        sample.append(token_id)
+    return tokenizer.decode(sample)
