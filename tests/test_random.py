@@ -383,6 +383,7 @@ def test_backend_is_the_one_selected():
     assert microgpt.BACKEND in ("compiled", "python")
     expected = "microgpt._random" if microgpt.BACKEND == "compiled" else "microgpt.random"
     assert type(mrandom._inst).__module__ == expected
+    assert (mrandom.Random is mrandom.PythonRandom) == (microgpt.BACKEND == "python")
 
 
 # -- bulk draws ---------------------------------------------------------------

@@ -20,29 +20,31 @@ __all__ = ["Random", "seed", "random", "getrandbits", "randbytes", "randrange",
            "getstate", "setstate", "random_array", "gauss_array"]
 
 
-if PUREPYTHON:
-    class Random(_stdlib.Random):
-        """The standard library's generator, with microgpt's bulk draws added."""
+class PythonRandom(_stdlib.Random):
+    """The pure-Python backend's Random: the standard library's generator,
+    with microgpt's bulk draws added."""
 
-        def random_array(self, n):
-            """A float64 numpy array of the next n random() values."""
-            import numpy
-            return numpy.array([self.random() for _ in range(_count(n))], dtype=numpy.float64)
+    def random_array(self, n):
+        """A float64 numpy array of the next n random() values."""
+        import numpy
+        return numpy.array([self.random() for _ in range(_count(n))], dtype=numpy.float64)
 
-        def gauss_array(self, n, mu=0.0, sigma=1.0):
-            """A float64 numpy array of the next n gauss(mu, sigma) values."""
-            import numpy
-            mu, sigma = float(mu), float(sigma)
-            return numpy.array([self.gauss(mu, sigma) for _ in range(_count(n))],
-                               dtype=numpy.float64)
+    def gauss_array(self, n, mu=0.0, sigma=1.0):
+        """A float64 numpy array of the next n gauss(mu, sigma) values."""
+        import numpy
+        mu, sigma = float(mu), float(sigma)
+        return numpy.array([self.gauss(mu, sigma) for _ in range(_count(n))],
+                           dtype=numpy.float64)
 
-    def _count(n):
-        n = _index(n)
-        if n < 0:
-            raise ValueError(f"n must be non-negative, not {n}")
-        return n
-else:
-    Random = compiled("_random").Random
+
+def _count(n):
+    n = _index(n)
+    if n < 0:
+        raise ValueError(f"n must be non-negative, not {n}")
+    return n
+
+
+Random = PythonRandom if PUREPYTHON else compiled("_random").Random
 
 # One hidden instance, seeded from the operating system, whose methods are
 # the module's functions, as in the standard library.

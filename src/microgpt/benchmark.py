@@ -1,0 +1,345 @@
+"""
+python -m microgpt.benchmark: microgpt's benchmarks, as JSON on stdout.
+
+The schema is the one microgpt ports in other languages write, so results
+sit beside theirs::
+
+    {"language": "python", "implementation": "microgpt", "version": "3.11.7",
+     "microgpt_version": "0.1.0", "backend": "compiled", "timestamp": "...Z",
+     "machine": {...},
+     "benchmarks": [{"name": "random_1m", "description": "...", "backend": "compiled",
+                     "iterations": 1000000, "time_ms": ..., "ops_per_sec": ...,
+                     "min_ms": ..., "max_ms": ..., "repeats": ..., "speedup": ..., "result": ...}]}
+
+``time_ms`` is the median over the repeats of the whole workload (after a
+warm-up run), ``ops_per_sec`` is iterations per second at that median, and
+``speedup`` (on compiled entries) is the pure-Python median over the compiled
+one. ``result`` is what the workload computed (the last draw, a loss, the
+logits), so that backends can be checked against each other. Progress goes to
+stderr; stdout holds nothing but the JSON.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+
+import microgpt
+from microgpt import engine, random as mrandom
+from microgpt.data import DataError, Tokenizer, load_docs, names_path
+from microgpt.model import GPT, Config
+from microgpt.train import Adam, train
+
+STANDARD = ["random_1m", "gauss_100k", "value_forward_10k", "value_backward_1k",
+            "gpt_forward_10", "training_step_1"]
+CONFIG = dict(n_embd=16, n_head=4, n_layer=1, block_size=8)     # microgpt.py's model
+VOCAB_SIZE = 27
+
+
+class Backend:
+    """What a benchmark runs on: a Value class and a Random class."""
+
+    def __init__(self, name, Value, Random):
+        self.name, self.Value, self.Random = name, Value, Random
+
+
+def backends():
+    """The backends this process can run, by name: the pure-Python one, and
+    the compiled one unless MICROGPT_PUREPYTHON=1."""
+    found = {"python": Backend("python", engine.Value, mrandom.PythonRandom)}
+    if microgpt.BACKEND == "compiled":
+        found["compiled"] = Backend("compiled", microgpt.Value, mrandom.Random)
+    return found
+
+
+# The workloads. Each takes a backend and returns a function that runs the
+# workload once and returns its result.
+
+def random_1m(b):
+    def run():
+        rng = b.Random(42)
+        for _ in range(1_000_000):
+            x = rng.random()
+        return x
+    return run
+
+
+def gauss_100k(b):
+    def run():
+        rng = b.Random(42)
+        for _ in range(100_000):
+            x = rng.gauss(0, 1)
+        return x
+    return run
+
+
+def value_forward_10k(b):
+    Value = b.Value
+
+    def run():
+        for i in range(10_000):
+            v = Value(i)
+            v = v + 1
+            v = v * 2
+            v = v ** 2
+            v = v.relu()
+        return v.data
+    return run
+
+
+def value_backward_1k(b):
+    Value = b.Value
+
+    def run():
+        for _ in range(1_000):
+            x = Value(2)
+            y = Value(3)
+            z = (x * y + x ** 2).log()
+            z.backward()
+        return [z.data, x.grad, y.grad]
+    return run
+
+
+def gpt_forward_10(b):
+    def run():
+        model = GPT(Config(VOCAB_SIZE, **CONFIG), b.Random(42), Value=b.Value)
+        for _ in range(10):
+            keys, values = model.empty_cache()
+            logits = model.gpt(0, 0, keys, values)
+        return [l.data for l in logits]
+    return run
+
+
+def training_step_1(b):
+    doc = "test"
+    tokens = [26] + [ord(c) % 26 for c in doc] + [26]
+
+    def run():
+        model = GPT(Config(VOCAB_SIZE, **CONFIG), b.Random(42), Value=b.Value)
+        loss = model.loss(tokens)
+        loss.backward()
+        Adam(model.params, 0.01).step(0, 0.01)     # lr_t at step 0 of the cosine schedule
+        return loss.data
+    return run
+
+
+def random_array_1m(b):
+    return lambda: float(b.Random(42).random_array(1_000_000)[-1])
+
+
+def gauss_array_100k(b):
+    return lambda: float(b.Random(42).gauss_array(100_000, 0.0, 1.0)[-1])
+
+
+def train_500(b, docs):
+    def run():
+        rng = b.Random(42)
+        shuffled = list(docs)
+        rng.shuffle(shuffled)
+        tokenizer = Tokenizer(shuffled)
+        model = GPT(Config(tokenizer.vocab_size, **CONFIG), rng, Value=b.Value)
+        for loss in train(model, shuffled, tokenizer, 500):
+            pass
+        return loss
+    return run
+
+
+class Benchmark:
+    """A workload with its description, its size and how often to time it."""
+
+    def __init__(self, make, description, iterations, repeats, warmup=True, python_repeats=None):
+        self.make = make                # backend (and docs, for train_500) -> workload
+        self.description = description
+        self.iterations = iterations    # operations in one run of the workload
+        self.repeats = repeats          # timed runs, by default
+        self.warmup = warmup            # an untimed run first
+        self.python_repeats = python_repeats or repeats
+
+
+BENCHMARKS = {
+    "random_1m": Benchmark(random_1m, "1,000,000 calls of random()", 1_000_000, 5),
+    "gauss_100k": Benchmark(gauss_100k, "100,000 calls of gauss(0, 1)", 100_000, 5),
+    "value_forward_10k": Benchmark(
+        value_forward_10k, "10,000 times: v = Value(i); v = v + 1; v = v * 2; v = v ** 2; "
+        "v = v.relu()", 10_000, 5),
+    "value_backward_1k": Benchmark(
+        value_backward_1k, "1,000 times: x = Value(2); y = Value(3); "
+        "z = (x * y + x ** 2).log(); z.backward()", 1_000, 5),
+    "gpt_forward_10": Benchmark(
+        gpt_forward_10, "seed 42, build the state dict (n_embd 16, n_head 4, n_layer 1, "
+        "block_size 8, vocab 27), then 10 calls of gpt(0, 0) with a fresh KV cache", 10, 7),
+    "training_step_1": Benchmark(
+        training_step_1, "seed 42, build the state dict, forward 'test' ([26] + "
+        "[ord(c) % 26 for c in doc] + [26]) at every position, mean loss, backward, "
+        "one Adam update", 1, 7),
+    "random_array_1m": Benchmark(
+        random_array_1m, "random_array(1,000,000): 1M draws into a numpy array", 1_000_000, 5),
+    "gauss_array_100k": Benchmark(
+        gauss_array_100k, "gauss_array(100,000, 0, 1): 100K draws into a numpy array",
+        100_000, 5),
+    "train_500": Benchmark(
+        train_500, "microgpt.py's default training on names.txt, already in memory: "
+        "seed 42, shuffle, build the model, 500 steps (per_step_ms is per step)", 500, 3,
+        warmup=False, python_repeats=1),
+}
+
+
+def measure(workload, repeats, warmup):
+    """Time `repeats` runs of the workload (after an untimed one, if warmup),
+    in ms; and what the last run returned."""
+    if warmup:
+        workload()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = workload()
+        times.append((time.perf_counter() - start) * 1e3)
+    return times, result
+
+
+def run_benchmark(name, backend, repeats, docs, progress):
+    bench = BENCHMARKS[name]
+    workload = bench.make(backend, docs) if name == "train_500" else bench.make(backend)
+    repeats = repeats or (bench.python_repeats if backend.name == "python" else bench.repeats)
+    progress(f"{name} ({backend.name}, {repeats} run{'s' * (repeats > 1)}) ... ")
+    times, result = measure(workload, repeats, bench.warmup)
+    median = statistics.median(times)
+    progress(f"{median:.3f} ms\n")
+    entry = {
+        "name": name,
+        "description": bench.description,
+        "backend": backend.name,
+        "iterations": bench.iterations,
+        "time_ms": median,
+        "ops_per_sec": bench.iterations / (median / 1e3) if median > 0 else math.inf,
+        "min_ms": min(times),
+        "max_ms": max(times),
+        "repeats": repeats,
+        "result": result,
+    }
+    if name == "train_500":
+        entry["per_step_ms"] = median / bench.iterations
+    return entry
+
+
+def machine():
+    info = {
+        "system": platform.system(),
+        "release": platform.release(),
+        "machine": platform.machine(),
+        "cpu": _cpu_name(),
+        "cpus": os.cpu_count(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "compiler": platform.python_compiler(),
+    }
+    return info
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m microgpt.benchmark",
+        description="Run microgpt's benchmarks and print the results as JSON on stdout "
+                    "(progress on stderr).")
+    parser.add_argument("--backend", choices=["compiled", "python", "all"],
+                        help="compiled: the compiled core only; python: the pure-Python "
+                             "backend only; all: every benchmark on both. Default: the "
+                             "compiled core, plus the pure-Python runs of the six standard "
+                             "benchmarks that give each its speedup")
+    parser.add_argument("--repeat", type=int, metavar="N",
+                        help="timed runs per benchmark (default: 3 to 7, by benchmark)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
+    parser.add_argument("--quick", action="store_true",
+                        help="one timed run each, for tests and CI")
+    parser.add_argument("--input", metavar="FILE",
+                        help="names.txt for train_500 (default: the cached download)")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, bench in BENCHMARKS.items():
+            print(f"{name:18s} {bench.description}")
+        return 0
+    if args.repeat is not None and args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, not {args.repeat}")
+    names = args.only or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r} (see --list)")
+    available = backends()
+    if args.backend in ("compiled", "all") and "compiled" not in available:
+        parser.error(f"--backend {args.backend} needs the compiled core, "
+                     "and MICROGPT_PUREPYTHON=1 turns it off")
+    wanted = {None: ["compiled"], "compiled": ["compiled"], "python": ["python"],
+              "all": ["compiled", "python"]}[args.backend]
+    if "compiled" not in available:      # the default, under MICROGPT_PUREPYTHON=1
+        wanted = ["python"]
+    repeats = 1 if args.quick else args.repeat
+
+    def progress(text):
+        print(text, end="", file=sys.stderr, flush=True)
+
+    docs = None
+    if "train_500" in names:
+        try:
+            docs = load_docs(args.input if args.input else names_path())
+        except DataError as exc:
+            if args.only:       # asked for by name: an error
+                print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+                return 2
+            print(f"{parser.prog}: skipping train_500: {exc}", file=sys.stderr)
+            names.remove("train_500")
+
+    entries = []
+    try:
+        for name in names:
+            runs = list(wanted)
+            if args.backend is None and name in STANDARD and "python" not in runs:
+                runs.append("python")       # the baseline of the speedup
+            measured = {}
+            for backend_name in runs:
+                entry = run_benchmark(name, available[backend_name], repeats, docs, progress)
+                measured[backend_name] = entry
+                entries.append(entry)
+            if "compiled" in measured and "python" in measured:
+                measured["compiled"]["speedup"] = (measured["python"]["time_ms"]
+                                                   / measured["compiled"]["time_ms"])
+    except KeyboardInterrupt:
+        print(f"\n{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+
+    report = {
+        "language": "python",
+        "implementation": "microgpt",
+        "version": platform.python_version(),
+        "microgpt_version": microgpt.__version__,
+        "backend": args.backend or wanted[0],
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine(),
+        "benchmarks": entries,
+    }
+    json.dump(report, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
