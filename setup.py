@@ -41,6 +41,8 @@ extensions = [
     Extension("microgpt._engine", ["src/microgpt/_engine.pyx"], include_dirs=["csrc"]),
     Extension("microgpt._random", ["src/microgpt/_random.pyx", "csrc/mt19937.c"],
               include_dirs=["csrc"]),
+    Extension("microgpt._fused", ["src/microgpt/_fused.pyx", "csrc/fused.c"],
+              include_dirs=["csrc"]),
 ]
 
 setup(

@@ -9,7 +9,7 @@ import math
 import os
 import sys
 
-from . import random
+from . import BACKEND, random
 from .data import DataError, Tokenizer, load_docs, names_path
 from .model import GPT, Config
 from .train import sample, train
@@ -71,6 +71,9 @@ def build_parser(prog=None):
                         help="documents to sample after training")
     parser.add_argument("--temperature", type=positive_float, default=0.5,
                         help="sampling temperature")
+    parser.add_argument("--exact", action="store_true",
+                        help="train on scalar Values, microgpt.py's graph exactly, instead of "
+                             "the fused operations (whose gradients may differ in the last bits)")
     return parser
 
 
@@ -98,6 +101,15 @@ def main(argv=None):
     return 0
 
 
+def make_model(config, rng, exact):
+    """The fused fast path; microgpt.py's scalar graph with --exact, and
+    under MICROGPT_PUREPYTHON=1, where only the scalar one exists."""
+    if exact or BACKEND != "compiled":
+        return GPT(config, rng)
+    from .fused import FusedGPT
+    return FusedGPT(config, rng)
+
+
 def run(args):
     """microgpt.py, with the hyperparameters from args."""
     rng = random.Random(args.seed)
@@ -107,7 +119,7 @@ def run(args):
     tokenizer = Tokenizer(docs)
     print(f"vocab size: {tokenizer.vocab_size}")
     config = Config(tokenizer.vocab_size, args.n_embd, args.n_head, args.n_layer, args.block_size)
-    model = GPT(config, rng)
+    model = make_model(config, rng, args.exact)
     print(f"num params: {len(model.params)}")
     num_steps = args.steps
     for step, loss in enumerate(train(model, docs, tokenizer, num_steps, args.lr)):

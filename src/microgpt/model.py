@@ -8,6 +8,7 @@ pure-Python one when ``MICROGPT_PUREPYTHON=1``); any class with microgpt.py's
 Value interface works.
 """
 from . import Value as _Value
+from .train import Adam
 
 
 class Config:
@@ -125,6 +126,10 @@ class GPT:
             losses.append(loss_t)
         loss = (1 / n) * sum(losses)
         return loss
+
+    def optimizer(self, learning_rate):
+        """microgpt.py's Adam over the parameters."""
+        return Adam(self.params, learning_rate)
 
     def next_token_weights(self, token_id, pos_id, keys, values, temperature):
         """The sampling weights of the next token: the softmax of the logits

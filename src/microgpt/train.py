@@ -1,9 +1,11 @@
 """
 microgpt.py's training loop, its Adam optimizer and its sampling loop.
 
-The model can be any object with microgpt.py's interface: ``params`` (the
-Values to train), ``loss(tokens)`` and ``next_token_weights(...)``, as
-``microgpt.model.GPT`` has.
+The model is ``microgpt.model.GPT`` (exact, on scalar Values) or
+``microgpt.fused.FusedGPT`` (fast), or anything with their interface:
+``config``, ``loss(tokens)`` with ``.backward()`` and ``.data``,
+``optimizer(learning_rate)`` with ``.step(step, lr_t)``, ``empty_cache()``
+and ``next_token_weights(...)``.
 """
 import math
 
@@ -33,7 +35,7 @@ class Adam:
 def train(model, docs, tokenizer, num_steps, learning_rate=1e-2):
     """Train on one document per step, in order, with Adam and a cosine
     decay of the learning rate over num_steps; yield each step's loss."""
-    optimizer = Adam(model.params, learning_rate)
+    optimizer = model.optimizer(learning_rate)
     for step in range(num_steps):
         doc = docs[step % len(docs)]
         tokens = tokenizer.encode(doc)
