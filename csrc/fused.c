@@ -1,52 +1,192 @@
 /*
- * The fused operations of microgpt's fast path; see fused.h for what each
- * computes. Every forward loop is written next to the microgpt.py line it
- * replaces, and keeps its operation order.
+ * The fused operations of microgpt's fast path; fused.h says what each
+ * computes.
+ *
+ * Forward loops are written next to the microgpt.py line they replace, and
+ * keep its operation order. Backward loops compute the local gradients of
+ * microgpt.py's scalar graph and add them up in the order its backward()
+ * does: the reverse of the order in which its depth-first search finished
+ * the nodes. That search finishes the terms of a sum first to last, so
+ * their gradients come back last to first; it reaches a weight once per
+ * position, so a weight's gradient is added from the last position to the
+ * first. Where the order is less regular (the queries, keys and values of
+ * attention, the logits of the loss), the *_visit_order functions spell it
+ * out.
  */
 #include <math.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "fused.h"
 #include "pyfloat.h"
 
-/* softmax(logits): max_val, exps = [(val - max_val).exp()], total = sum(exps),
-   [e / total] -- a Value divides by multiplying with total ** -1. In place
-   is fine (y == x). */
-static int softmax_row(const double *x, double *y, ptrdiff_t n)
+/* Loops compiled twice on x86-64 Linux, for AVX2 and for any CPU, chosen
+   when the module loads: wider vectors of the same IEEE operations (AVX2
+   alone has no fused multiply-add, and -ffp-contract=off forbids it). */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+/* Hand-vectorized kernels for x86-64 CPUs with AVX2 and FMA, chosen at run
+   time; MICROGPT_DISABLE_AVX2=1 in the environment turns them off (the
+   tests compare both). They compute the same doubles as the portable code. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define HAVE_AVX2 1
+#include <immintrin.h>
+#include <stdlib.h>
+
+static int use_avx2(void)
 {
-    double max_val = x[0], total = 0.0, inverse;
+    static int answer = -1;
+    if (answer < 0) {
+        const char *off = getenv("MICROGPT_DISABLE_AVX2");
+        answer = !(off && off[0] && off[0] != '0')
+                 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return answer;
+}
+#endif
+
+
+/* Softmax ------------------------------------------------------------------ */
+
+/* softmax(logits): max_val, exps = [(val - max_val).exp()], total = sum(exps).
+   Leaves exps in e (e may be x) and their sum in total; the probabilities
+   are e * total**-1, a Value's division being a multiplication by the inverse. */
+static int softmax_exps(const double *x, double *e, ptrdiff_t n, double *total)
+{
+    double max_val = x[0], sum = 0.0;
     ptrdiff_t i;
-    int status;
 
     for (i = 1; i < n; i++)
-        if (x[i] > max_val)         /* max() keeps the first of equal values */
+        if (x[i] > max_val)             /* max() keeps the first of equal values */
             max_val = x[i];
     for (i = 0; i < n; i++) {
-        status = pyfloat_exp(x[i] - max_val, &y[i]);
+        int status = pyfloat_exp(x[i] - max_val, &e[i]);
         if (status != PYFLOAT_OK)
             return status;
-        total = total + y[i];
+        sum = sum + e[i];
     }
-    status = pyfloat_pow(total, -1.0, &inverse);
-    if (status != PYFLOAT_OK)
-        return status;
-    for (i = 0; i < n; i++)
-        y[i] = y[i] * inverse;
+    *total = sum;
     return PYFLOAT_OK;
 }
+
+/* From the gradients dp of the probabilities p = e * inverse (inverse =
+   total**-1), those of the exps: each p adds inverse * dp to its e, and e * dp
+   to its own total**-1 node, which adds -1 * total**-2 times that to total,
+   the last p first; total then adds its gradient to every e. */
+static void softmax_exps_backward(const double *e, double total, double inverse,
+                                  const double *dp, double *de, ptrdiff_t n)
+{
+    double total_2, dtotal = 0.0;
+    ptrdiff_t i;
+
+    pyfloat_pow(total, -2.0, &total_2);     /* total ** -1 succeeded: so does this */
+    for (i = n - 1; i >= 0; i--)
+        dtotal += (-1.0 * total_2) * (e[i] * dp[i]);
+    for (i = 0; i < n; i++)
+        de[i] = inverse * dp[i] + dtotal;
+}
+
+int fused_softmax(const double *x, double scale, double *y, ptrdiff_t rows, ptrdiff_t n)
+{
+    double total, inverse;
+    ptrdiff_t t, i;
+
+    for (t = 0; t < rows; t++) {
+        double *yt = y + t * n;
+        int status;
+        for (i = 0; i < n; i++)                 /* [l / temperature for l in logits] */
+            yt[i] = x[t * n + i] * scale;
+        status = softmax_exps(yt, yt, n, &total);
+        if (status == PYFLOAT_OK)
+            status = pyfloat_pow(total, -1.0, &inverse);
+        if (status != PYFLOAT_OK)
+            return status;
+        for (i = 0; i < n; i++)                 /* [e / total for e in exps] */
+            yt[i] = yt[i] * inverse;
+    }
+    return PYFLOAT_OK;
+}
+
+void fused_softmax_backward(const double *x, double scale, const double *dy, double *dx,
+                            double *scratch, ptrdiff_t rows, ptrdiff_t n)
+{
+    double total, inverse;
+    ptrdiff_t t, i;
+
+    for (t = 0; t < rows; t++) {
+        double *e = scratch, *de = scratch + n;
+        for (i = 0; i < n; i++)                 /* the forward pass's exps again */
+            e[i] = x[t * n + i] * scale;
+        softmax_exps(e, e, n, &total);
+        pyfloat_pow(total, -1.0, &inverse);
+        softmax_exps_backward(e, total, inverse, dy + t * n, de, n);
+        for (i = 0; i < n; i++)                 /* through exp, then l * temperature**-1 */
+            dx[t * n + i] += scale * (e[i] * de[i]);
+    }
+}
+
+
+/* Linear ------------------------------------------------------------------- */
+
+#ifdef HAVE_AVX2
+/* The sums of fused_linear four positions at a time: the positions are the
+   lanes of a vector (x transposed into xs), four rows of w side by side;
+   each lane adds its terms in order, from 0, as the scalar loop does. */
+__attribute__((target("avx2")))
+static void linear_avx2(const double *x, const double *w, double *y,
+                        ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
+{
+    double xs[4 * 1024] __attribute__((aligned(32))), out[16];
+    ptrdiff_t t0, i, j, k;
+
+    for (t0 = 0; t0 < rows; t0 += 4) {
+        const ptrdiff_t lanes = rows - t0 < 4 ? rows - t0 : 4;
+        for (j = 0; j < nin; j++)
+            for (k = 0; k < 4; k++)
+                xs[4 * j + k] = k < lanes ? x[(t0 + k) * nin + j] : 0.0;
+        for (i = 0; i < nout; i += 4) {
+            const ptrdiff_t n = nout - i < 4 ? nout - i : 4;
+            const double *w0 = w + i * nin;
+            const double *w1 = n > 1 ? w0 + nin : w0, *w2 = n > 2 ? w0 + 2 * nin : w0;
+            const double *w3 = n > 3 ? w0 + 3 * nin : w0;
+            __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+            for (j = 0; j < nin; j++) {
+                const __m256d xj = _mm256_load_pd(xs + 4 * j);
+                a0 = _mm256_add_pd(a0, _mm256_mul_pd(_mm256_broadcast_sd(w0 + j), xj));
+                a1 = _mm256_add_pd(a1, _mm256_mul_pd(_mm256_broadcast_sd(w1 + j), xj));
+                a2 = _mm256_add_pd(a2, _mm256_mul_pd(_mm256_broadcast_sd(w2 + j), xj));
+                a3 = _mm256_add_pd(a3, _mm256_mul_pd(_mm256_broadcast_sd(w3 + j), xj));
+            }
+            _mm256_storeu_pd(out, a0);
+            _mm256_storeu_pd(out + 4, a1);
+            _mm256_storeu_pd(out + 8, a2);
+            _mm256_storeu_pd(out + 12, a3);
+            for (k = 0; k < lanes; k++)
+                for (j = 0; j < n; j++)
+                    y[(t0 + k) * nout + i + j] = out[4 * j + k];
+        }
+    }
+}
+#endif
 
 void fused_linear(const double *x, const double *w, double *y,
                   ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
 {
     ptrdiff_t t, i, j;
 
+#ifdef HAVE_AVX2
+    if (rows > 1 && nin <= 1024 && use_avx2()) {
+        linear_avx2(x, w, y, rows, nin, nout);
+        return;
+    }
+#endif
     for (t = 0; t < rows; t++) {
         const double *xt = x + t * nin;
         double *yt = y + t * nout;
         /* [sum(wi * xi for wi, xi in zip(wo, x)) for wo in w], four rows wo at
-           a time: four independent sums, each still in its own order */
+           a time: four independent sums, each in its own order */
         for (i = 0; i + 4 <= nout; i += 4) {
             const double *w0 = w + i * nin, *w1 = w0 + nin, *w2 = w1 + nin, *w3 = w2 + nin;
             double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
@@ -71,32 +211,47 @@ void fused_linear(const double *x, const double *w, double *y,
     }
 }
 
-void fused_linear_backward(const double *x, const double *w, const double *dy,
-                           double *dx, double *dw,
-                           ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
+VECTOR_CLONES
+void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
+                                  ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
 {
     ptrdiff_t t, i, j;
 
-    /* row by row of w, so each row of w and dw is read once; the rows of x
-       and dx are few (the positions of one document) and stay in cache.
-       Positions from the last: microgpt.py's graph adds a weight's
-       gradients up in that order. */
-    for (i = 0; i < nout; i++) {
-        const double *wi = w + i * nin;
+    for (i = 0; i < nout; i++) {            /* wi * xi gives wi the gradient xi * g */
         double *dwi = dw + i * nin;
-        for (t = rows - 1; t >= 0; t--) {
+        for (t = rows - 1; t >= 0; t--) {   /* the last position first */
             const double g = dy[t * nout + i];
             const double *xt = x + t * nin;
-            double *dxt = dx + t * nin;
-            for (j = 0; j < nin; j++) {
-                dxt[j] += g * wi[j];
-                dwi[j] += g * xt[j];
-            }
+            for (j = 0; j < nin; j++)
+                dwi[j] += xt[j] * g;
         }
     }
 }
 
-int fused_rmsnorm(const double *x, double *y, double *scale, ptrdiff_t rows, ptrdiff_t n)
+VECTOR_CLONES
+void fused_linear_backward_input(const double *const *w_rows, const double *const *dy_cols,
+                                 ptrdiff_t dy_stride, const ptrdiff_t *order, double *dx,
+                                 ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
+{
+    ptrdiff_t t, k, j;
+
+    for (t = 0; t < rows; t++) {            /* wi * xi gives xi the gradient wi * g */
+        double *dxt = dx + t * nin;
+        for (k = 0; k < nout; k++) {
+            const ptrdiff_t i = order ? order[t * nout + k] : nout - 1 - k;
+            const double g = dy_cols[i][t * dy_stride];
+            const double *wi = w_rows[i];
+            for (j = 0; j < nin; j++)
+                dxt[j] += wi[j] * g;
+        }
+    }
+}
+
+
+/* RMSNorm and ReLU squared -------------------------------------------------- */
+
+int fused_rmsnorm(const double *x, double *y, double *scale, double *ms_eps,
+                  ptrdiff_t rows, ptrdiff_t n)
 {
     double inverse_n, s;
     ptrdiff_t t, j;
@@ -111,7 +266,8 @@ int fused_rmsnorm(const double *x, double *y, double *scale, ptrdiff_t rows, ptr
         for (j = 0; j < n; j++)                 /* ms = sum(xi * xi for xi in x) / len(x) */
             ms = ms + xt[j] * xt[j];
         ms = ms * inverse_n;
-        status = pyfloat_pow(ms + 1e-5, -0.5, &s);  /* scale = (ms + 1e-5) ** -0.5 */
+        ms_eps[t] = ms + 1e-5;
+        status = pyfloat_pow(ms_eps[t], -0.5, &s);  /* scale = (ms + 1e-5) ** -0.5 */
         if (status != PYFLOAT_OK)
             return status;
         scale[t] = s;
@@ -121,23 +277,29 @@ int fused_rmsnorm(const double *x, double *y, double *scale, ptrdiff_t rows, ptr
     return PYFLOAT_OK;
 }
 
-void fused_rmsnorm_backward(const double *x, const double *scale, const double *dy,
-                            double *dx, ptrdiff_t rows, ptrdiff_t n)
+void fused_rmsnorm_backward(const double *x, const double *scale, const double *ms_eps,
+                            const double *dy, double *dx, ptrdiff_t rows, ptrdiff_t n)
 {
+    double inverse_n, power;
     ptrdiff_t t, j;
 
+    pyfloat_pow((double)n, -1.0, &inverse_n);
     for (t = 0; t < rows; t++) {
         const double *xt = x + t * n, *dyt = dy + t * n;
         double *dxt = dx + t * n;
         const double s = scale[t];
-        double dscale = 0.0, coef;
-        for (j = 0; j < n; j++)
-            dscale += dyt[j] * xt[j];
-        /* scale = (ms + 1e-5) ** -0.5, so dscale/dms = -0.5 * scale**3, and
-           dms/dx_j = 2 * x_j / n */
-        coef = dscale * (-0.5 * s * s * s) * (2.0 / (double)n);
-        for (j = 0; j < n; j++)
-            dxt[j] += dyt[j] * s + coef * xt[j];
+        double dscale = 0.0, dsum;
+        for (j = n - 1; j >= 0; j--)            /* xi * scale gives scale xi * g */
+            dscale += xt[j] * dyt[j];
+        /* ** -0.5 has the local gradient -0.5 * (ms + 1e-5) ** -1.5, + 1e-5 passes
+           it on, and ms = sum * len(x)**-1 gives the sum len(x)**-1 times that */
+        pyfloat_pow(ms_eps[t], -1.5, &power);
+        dsum = inverse_n * ((-0.5 * power) * dscale);
+        for (j = 0; j < n; j++) {
+            dxt[j] += s * dyt[j];               /* xi * scale */
+            dxt[j] += xt[j] * dsum;             /* xi * xi, once as each factor */
+            dxt[j] += xt[j] * dsum;
+        }
     }
 }
 
@@ -146,9 +308,9 @@ int fused_relu_squared(const double *x, double *y, ptrdiff_t n)
     ptrdiff_t i;
 
     for (i = 0; i < n; i++) {                   /* [xi.relu() ** 2 for xi in x] */
-        int status = pyfloat_pow(x[i] > 0 ? x[i] : 0.0, 2.0, &y[i]);
-        if (status != PYFLOAT_OK)
-            return status;
+        y[i] = pyfloat_square(x[i] > 0 ? x[i] : 0.0);
+        if (isinf(y[i]) && isfinite(x[i]))
+            return PYFLOAT_OVERFLOW;
     }
     return PYFLOAT_OK;
 }
@@ -157,44 +319,17 @@ void fused_relu_squared_backward(const double *x, const double *dy, double *dx, 
 {
     ptrdiff_t i;
 
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++)                     /* ** 2 gives 2 * r ** 1, relu 1.0 */
         if (x[i] > 0)
-            dx[i] += dy[i] * (2.0 * x[i]);
+            dx[i] += (2.0 * x[i]) * dy[i];
 }
 
-int fused_softmax(const double *x, double scale, double *y, ptrdiff_t rows, ptrdiff_t n)
-{
-    ptrdiff_t t, i;
 
-    for (t = 0; t < rows; t++) {
-        int status;
-        for (i = 0; i < n; i++)                 /* [l / temperature for l in logits] */
-            y[t * n + i] = x[t * n + i] * scale;
-        status = softmax_row(y + t * n, y + t * n, n);
-        if (status != PYFLOAT_OK)
-            return status;
-    }
-    return PYFLOAT_OK;
-}
-
-void fused_softmax_backward(const double *y, double scale, const double *dy, double *dx,
-                            ptrdiff_t rows, ptrdiff_t n)
-{
-    ptrdiff_t t, i;
-
-    for (t = 0; t < rows; t++) {
-        const double *yt = y + t * n, *dyt = dy + t * n;
-        double dot = 0.0;
-        for (i = 0; i < n; i++)
-            dot += yt[i] * dyt[i];
-        for (i = 0; i < n; i++)
-            dx[t * n + i] += yt[i] * (dyt[i] - dot) * scale;
-    }
-}
+/* Attention ------------------------------------------------------------------ */
 
 int fused_attention(const double *q, const double *const *k, const double *const *v,
-                    double *out, double *weights, ptrdiff_t rows, ptrdiff_t first,
-                    ptrdiff_t n_embd, ptrdiff_t n_head, double scale)
+                    double *out, double *exps, double *sums, ptrdiff_t rows,
+                    ptrdiff_t first, ptrdiff_t n_embd, ptrdiff_t n_head, double scale)
 {
     const ptrdiff_t head_dim = n_embd / n_head, positions = first + rows;
     ptrdiff_t r, h, s, j;
@@ -204,25 +339,29 @@ int fused_attention(const double *q, const double *const *k, const double *const
         const ptrdiff_t n = first + r + 1;      /* this position and those before it */
         for (h = 0; h < n_head; h++) {
             const ptrdiff_t hs = h * head_dim;
-            double *attn_weights = weights + (r * n_head + h) * positions;
+            double *e = exps + (r * n_head + h) * positions;
+            double *total = sums + 2 * (r * n_head + h), *inverse = total + 1;
             int status;
             /* attn_logits = [sum(q_h[j] * k_h[t][j] for j in range(head_dim)) / head_dim**0.5 ...] */
             for (s = 0; s < n; s++) {
                 double dot = 0.0;
                 for (j = 0; j < head_dim; j++)
                     dot = dot + qr[hs + j] * k[s][hs + j];
-                attn_weights[s] = dot * scale;
+                e[s] = dot * scale;
             }
             for (; s < positions; s++)
-                attn_weights[s] = 0.0;
-            status = softmax_row(attn_weights, attn_weights, n);
+                e[s] = 0.0;
+            /* attn_weights = softmax(attn_logits) */
+            status = softmax_exps(e, e, n, total);
+            if (status == PYFLOAT_OK)
+                status = pyfloat_pow(*total, -1.0, inverse);
             if (status != PYFLOAT_OK)
                 return status;
             /* head_out = [sum(attn_weights[t] * v_h[t][j] for t in range(len(v_h))) for j ...] */
             for (j = 0; j < head_dim; j++) {
                 double sum = 0.0;
                 for (s = 0; s < n; s++)
-                    sum = sum + attn_weights[s] * v[s][hs + j];
+                    sum = sum + (e[s] * *inverse) * v[s][hs + j];
                 out[r * n_embd + hs + j] = sum;
             }
         }
@@ -231,96 +370,229 @@ int fused_attention(const double *q, const double *const *k, const double *const
 }
 
 void fused_attention_backward(const double *q, const double *const *k,
-                              const double *const *v, const double *weights,
+                              const double *const *v, const double *exps, const double *sums,
                               const double *dout, double *dq, double *const *dk,
-                              double *const *dv, ptrdiff_t rows, ptrdiff_t first,
-                              ptrdiff_t n_embd, ptrdiff_t n_head, double scale)
+                              double *const *dv, double *scratch, ptrdiff_t rows,
+                              ptrdiff_t first, ptrdiff_t n_embd, ptrdiff_t n_head, double scale)
 {
     const ptrdiff_t head_dim = n_embd / n_head, positions = first + rows;
     ptrdiff_t r, h, s, j;
 
-    for (r = 0; r < rows; r++) {
+    /* the last position first: a key or value gets its gradients from the
+       positions attending to it, last first */
+    for (r = rows - 1; r >= 0; r--) {
         const ptrdiff_t n = first + r + 1;
+        const double *qr = q + r * n_embd;
+        double *dqr = dq + r * n_embd;
         for (h = 0; h < n_head; h++) {
             const ptrdiff_t hs = h * head_dim;
-            const double *w = weights + (r * n_head + h) * positions;
+            const double *e = exps + (r * n_head + h) * positions;
             const double *dor = dout + r * n_embd + hs;
-            double dot = 0.0;
-            /* through head_out: d(weight s) = dout . v[s], d(v[s]) += weight s * dout;
-               dot collects sum(w_s * dw_s) for the softmax */
+            const double total = sums[2 * (r * n_head + h)];
+            const double inverse = sums[2 * (r * n_head + h) + 1];
+            double *dw = scratch, *de = scratch + positions;
+            /* head_out: weight s gets v[s][j] * g (the last j first), and
+               v[s][j] gets weight s * g */
             for (s = 0; s < n; s++) {
-                double dws = 0.0;
-                for (j = 0; j < head_dim; j++) {
-                    dws += dor[j] * v[s][hs + j];
-                    dv[s][hs + j] += w[s] * dor[j];
-                }
-                dot += w[s] * dws;
-            }
-            /* through the softmax and the logits; dws is recomputed rather than stored */
-            for (s = 0; s < n; s++) {
-                double dws = 0.0, dlogit;
+                const double weight = e[s] * inverse;
+                double sum = 0.0;
+                for (j = head_dim - 1; j >= 0; j--)
+                    sum += v[s][hs + j] * dor[j];
+                dw[s] = sum;
                 for (j = 0; j < head_dim; j++)
-                    dws += dor[j] * v[s][hs + j];
-                dlogit = w[s] * (dws - dot) * scale;
+                    dv[s][hs + j] += weight * dor[j];
+            }
+            softmax_exps_backward(e, total, inverse, dw, de, n);
+            /* through exp, * (head_dim**0.5)**-1 and the q . k sum: q gets
+               k * g (the last key first), k gets q * g */
+            for (s = n - 1; s >= 0; s--) {
+                const double dlogit = scale * (e[s] * de[s]);
                 for (j = 0; j < head_dim; j++) {
-                    dq[r * n_embd + hs + j] += dlogit * k[s][hs + j];
-                    dk[s][hs + j] += dlogit * q[r * n_embd + hs + j];
+                    dqr[hs + j] += k[s][hs + j] * dlogit;
+                    dk[s][hs + j] += qr[hs + j] * dlogit;
                 }
             }
         }
     }
 }
 
-int fused_cross_entropy(const double *logits, const ptrdiff_t *targets, double *probs,
-                        double *loss, ptrdiff_t rows, ptrdiff_t n)
+/*
+ * The order in which microgpt.py's depth-first search finishes the query,
+ * key and value outputs of position p, numbered q | k | v (3 * n_embd). Head
+ * by head, through the first output of the head: its first attention logit
+ * finishes the queries, the later logits the keys of position p (the
+ * earlier positions' keys are finished), the weighted sums the values. At
+ * position 0 the first logit is also the one with position 0's own key, so
+ * queries and keys come in turns.
+ */
+void fused_attention_visit_order(ptrdiff_t p, ptrdiff_t n_embd, ptrdiff_t n_head,
+                                 ptrdiff_t *order)
+{
+    const ptrdiff_t head_dim = n_embd / n_head;
+    ptrdiff_t h, j, k = 0;
+
+    for (h = 0; h < n_head; h++) {
+        const ptrdiff_t hs = h * head_dim;
+        if (p == 0) {
+            for (j = 0; j < head_dim; j++) {
+                order[k++] = hs + j;
+                order[k++] = n_embd + hs + j;
+            }
+        } else {
+            for (j = 0; j < head_dim; j++)
+                order[k++] = hs + j;
+            for (j = 0; j < head_dim; j++)
+                order[k++] = n_embd + hs + j;
+        }
+        for (j = 0; j < head_dim; j++)
+            order[k++] = 2 * n_embd + hs + j;
+    }
+}
+
+
+/* Cross-entropy --------------------------------------------------------------- */
+
+int fused_cross_entropy(const double *logits, const ptrdiff_t *targets, double *exps,
+                        double *sums, double *loss, ptrdiff_t rows, ptrdiff_t n)
 {
     double total = 0.0, log_p;
     ptrdiff_t t;
 
     for (t = 0; t < rows; t++) {
         /* probs = softmax(logits); loss_t = -probs[target_id].log() */
-        int status = softmax_row(logits + t * n, probs + t * n, n);
+        double *e = exps + t * n, *sum = sums + 2 * t, *inverse = sum + 1;
+        int status = softmax_exps(logits + t * n, e, n, sum);
         if (status == PYFLOAT_OK)
-            status = pyfloat_log(probs[t * n + targets[t]], &log_p);
+            status = pyfloat_pow(*sum, -1.0, inverse);
+        if (status == PYFLOAT_OK)
+            status = pyfloat_log(e[targets[t]] * *inverse, &log_p);
         if (status != PYFLOAT_OK)
             return status;
-        total = total + log_p * -1.0;           /* sum(losses), negated as Value(-1) * */
+        total = total + log_p * -1.0;           /* sum(losses), each -x being x * -1 */
     }
     *loss = (1.0 / (double)rows) * total;       /* (1 / n) * sum(losses) */
     return PYFLOAT_OK;
 }
 
-void fused_cross_entropy_backward(const double *logits, const double *probs,
+void fused_cross_entropy_backward(const double *exps, const double *sums,
                                   const ptrdiff_t *targets, double dloss, double *dlogits,
-                                  ptrdiff_t rows, ptrdiff_t n)
+                                  double *scratch, ptrdiff_t rows, ptrdiff_t n)
 {
-    /* The local gradients of microgpt.py's scalar graph, in its order, so the
-       gradient of each logit is the same double: through (1 / n) * sum,
-       -1 *, log (1 / p), p = e * total**-1, total = sum(e), e = exp(l - max). */
-    const double g_loss = (1.0 / (double)rows) * dloss;
+    /* (1 / n) * sum gives each loss_t (1 / n) * dloss; * -1 and log give the
+       target's probability (1 / p) * -1 * that, the others nothing */
+    const double dloss_t = (1.0 / (double)rows) * dloss;
     ptrdiff_t t, i;
 
     for (t = 0; t < rows; t++) {
-        const double *l = logits + t * n, *p = probs + t * n;
-        const ptrdiff_t target = targets[t];
-        double max_val = l[0], total = 0.0, inverse, e_target, g_p, g_total, minus_total_2;
-        for (i = 1; i < n; i++)
-            if (l[i] > max_val)
-                max_val = l[i];
+        const double *e = exps + t * n, total = sums[2 * t], inverse = sums[2 * t + 1];
+        double *dp = scratch, *de = scratch + n;
         for (i = 0; i < n; i++)
-            total = total + exp(l[i] - max_val);
-        pyfloat_pow(total, -1.0, &inverse);
-        pyfloat_pow(total, -2.0, &minus_total_2);
-        e_target = exp(l[target] - max_val);
-        g_p = (1.0 / p[target]) * (-1.0 * g_loss);      /* log's 1/p, times the -1 */
-        g_total = (-1.0 * minus_total_2) * (e_target * g_p);    /* (total ** -1)' */
-        for (i = 0; i < n; i++) {
-            const double e = exp(l[i] - max_val);
-            const double g_e = i == target ? inverse * g_p + g_total : g_total;
-            dlogits[t * n + i] += e * g_e;             /* exp's local gradient is e */
-        }
+            dp[i] = 0.0;
+        dp[targets[t]] = (1.0 / (e[targets[t]] * inverse)) * (-1.0 * dloss_t);
+        softmax_exps_backward(e, total, inverse, dp, de, n);
+        for (i = 0; i < n; i++)                 /* through exp, then val - max_val */
+            dlogits[t * n + i] += e[i] * de[i];
     }
 }
+
+void fused_cross_entropy_visit_order(const ptrdiff_t *targets, ptrdiff_t rows, ptrdiff_t n,
+                                     ptrdiff_t *order)
+{
+    ptrdiff_t t, i, k;
+
+    /* -probs[target_id].log() reaches the target's logit first, sum(exps) the
+       others in order */
+    for (t = 0; t < rows; t++) {
+        k = 0;
+        order[t * n + k++] = targets[t];
+        for (i = 0; i < n; i++)
+            if (i != targets[t])
+                order[t * n + k++] = i;
+    }
+}
+
+
+/* Adam ------------------------------------------------------------------------ */
+
+#ifdef HAVE_AVX2
+/* result, with x ** y in the lanes not set in ok */
+__attribute__((target("avx2,fma")))
+static __m256d pow_lanes(__m256d x, __m256d result, int ok, double y)
+{
+    double in[4], out[4];
+    int k;
+    _mm256_storeu_pd(in, x);
+    _mm256_storeu_pd(out, result);
+    for (k = 0; k < 4; k++)
+        if (!(ok & (1 << k)))
+            pyfloat_pow(in[k], y, &out[k]);
+    return _mm256_loadu_pd(out);
+}
+
+/* pyfloat_ulp of four positive doubles */
+__attribute__((target("avx2,fma")))
+static __m256d ulp_avx2(__m256d x)
+{
+    const __m256d exponent = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7ff0000000000000LL));
+    return _mm256_mul_pd(_mm256_and_pd(x, exponent), _mm256_set1_pd(0x1p-52));
+}
+
+/* lanes where low <= x <= high */
+__attribute__((target("avx2,fma")))
+static __m256d within_avx2(__m256d x, double low, double high)
+{
+    return _mm256_and_pd(_mm256_cmp_pd(x, _mm256_set1_pd(low), _CMP_GE_OQ),
+                         _mm256_cmp_pd(x, _mm256_set1_pd(high), _CMP_LE_OQ));
+}
+
+/* fused_adam four parameters at a time, pyfloat_square and pyfloat_root
+   with the exact errors of the square and of the root from one fused
+   multiply-add each (an exact operation, unlike a*b+c in two). */
+__attribute__((target("avx2,fma")))
+static ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t n,
+                           double lr_t, double beta1, double beta2, double eps,
+                           double bias1, double bias2)
+{
+    const __m256d b1 = _mm256_set1_pd(beta1), b2 = _mm256_set1_pd(beta2);
+    const __m256d c1 = _mm256_set1_pd(1 - beta1), c2 = _mm256_set1_pd(1 - beta2);
+    const __m256d d1 = _mm256_set1_pd(bias1), d2 = _mm256_set1_pd(bias2);
+    const __m256d lr = _mm256_set1_pd(lr_t), e = _mm256_set1_pd(eps), zero = _mm256_setzero_pd();
+    const __m256d sign = _mm256_set1_pd(-0.0), near = _mm256_set1_pd(PYFLOAT_NEAR_HALF);
+    ptrdiff_t i;
+
+    for (i = 0; i + 4 <= n; i += 4) {
+        const __m256d gi = _mm256_loadu_pd(g + i);
+        __m256d square = _mm256_mul_pd(gi, gi), mi, vi, m_hat, v_hat, root, error, ok;
+        /* gi ** 2 */
+        error = _mm256_andnot_pd(sign, _mm256_fmsub_pd(gi, gi, square));
+        ok = _mm256_and_pd(within_avx2(_mm256_andnot_pd(sign, gi), 0x1p-60, 0x1p+60),
+                           _mm256_cmp_pd(error, _mm256_mul_pd(near, ulp_avx2(square)),
+                                         _CMP_LT_OQ));
+        ok = _mm256_or_pd(ok, _mm256_cmp_pd(gi, zero, _CMP_EQ_OQ));
+        if (_mm256_movemask_pd(ok) != 15)
+            square = pow_lanes(gi, square, _mm256_movemask_pd(ok), 2.0);
+        mi = _mm256_add_pd(_mm256_mul_pd(b1, _mm256_loadu_pd(m + i)), _mm256_mul_pd(c1, gi));
+        vi = _mm256_add_pd(_mm256_mul_pd(b2, _mm256_loadu_pd(v + i)), _mm256_mul_pd(c2, square));
+        m_hat = _mm256_div_pd(mi, d1);
+        v_hat = _mm256_div_pd(vi, d2);
+        /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
+        root = _mm256_sqrt_pd(v_hat);
+        error = _mm256_andnot_pd(sign, _mm256_fnmadd_pd(root, root, v_hat));
+        ok = _mm256_and_pd(within_avx2(v_hat, 0x1p-120, 0x1p+120),
+                           _mm256_cmp_pd(error, _mm256_mul_pd(_mm256_mul_pd(near, _mm256_set1_pd(2.0)),
+                                         _mm256_mul_pd(ulp_avx2(root), root)), _CMP_LT_OQ));
+        ok = _mm256_or_pd(ok, _mm256_cmp_pd(v_hat, zero, _CMP_EQ_OQ));
+        if (_mm256_movemask_pd(ok) != 15)
+            root = pow_lanes(v_hat, root, _mm256_movemask_pd(ok), 0.5);
+        _mm256_storeu_pd(m + i, mi);
+        _mm256_storeu_pd(v + i, vi);
+        _mm256_storeu_pd(p + i, _mm256_sub_pd(_mm256_loadu_pd(p + i), _mm256_div_pd(
+            _mm256_mul_pd(lr, m_hat), _mm256_add_pd(root, e))));
+        _mm256_storeu_pd(g + i, zero);
+    }
+    return i;
+}
+#endif
 
 void fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
                 double lr_t, double beta1, double beta2, double eps,
@@ -329,36 +601,17 @@ void fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
     const double one_minus_beta1 = 1 - beta1, one_minus_beta2 = 1 - beta2;
     ptrdiff_t i = 0;
 
-#ifdef __SSE2__
-    /* Two parameters at a time. The compiler will not vectorize this loop
-       itself (sqrt() may set errno), and the divisions and square root
-       dominate it; the vector instructions are the same IEEE operations. */
-    {
-        const __m128d b1 = _mm_set1_pd(beta1), b2 = _mm_set1_pd(beta2);
-        const __m128d c1 = _mm_set1_pd(one_minus_beta1), c2 = _mm_set1_pd(one_minus_beta2);
-        const __m128d d1 = _mm_set1_pd(bias1), d2 = _mm_set1_pd(bias2);
-        const __m128d lr = _mm_set1_pd(lr_t), e = _mm_set1_pd(eps), zero = _mm_setzero_pd();
-        for (; i + 2 <= n; i += 2) {
-            __m128d gi = _mm_loadu_pd(g + i);
-            __m128d mi = _mm_add_pd(_mm_mul_pd(b1, _mm_loadu_pd(m + i)), _mm_mul_pd(c1, gi));
-            __m128d vi = _mm_add_pd(_mm_mul_pd(b2, _mm_loadu_pd(v + i)),
-                                    _mm_mul_pd(c2, _mm_mul_pd(gi, gi)));
-            __m128d m_hat = _mm_div_pd(mi, d1), v_hat = _mm_div_pd(vi, d2);
-            __m128d step = _mm_div_pd(_mm_mul_pd(lr, m_hat), _mm_add_pd(_mm_sqrt_pd(v_hat), e));
-            _mm_storeu_pd(m + i, mi);
-            _mm_storeu_pd(v + i, vi);
-            _mm_storeu_pd(p + i, _mm_sub_pd(_mm_loadu_pd(p + i), step));
-            _mm_storeu_pd(g + i, zero);
-        }
-    }
+#ifdef HAVE_AVX2
+    if (use_avx2())
+        i = adam_avx2(p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2);
 #endif
     for (; i < n; i++) {
         double m_hat, v_hat;
         m[i] = beta1 * m[i] + one_minus_beta1 * g[i];
-        v[i] = beta2 * v[i] + one_minus_beta2 * (g[i] * g[i]);
+        v[i] = beta2 * v[i] + one_minus_beta2 * pyfloat_square(g[i]);  /* p.grad ** 2 */
         m_hat = m[i] / bias1;
         v_hat = v[i] / bias2;
-        p[i] -= lr_t * m_hat / (sqrt(v_hat) + eps);
+        p[i] -= lr_t * m_hat / (pyfloat_root(v_hat) + eps);            /* v_hat ** 0.5 */
         g[i] = 0.0;
     }
 }

@@ -14,6 +14,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 enum {
     PYFLOAT_OK = 0,
@@ -119,6 +121,65 @@ static inline int pyfloat_exp(double x, double *out)
         return PYFLOAT_OVERFLOW;
     *out = r;
     return PYFLOAT_OK;
+}
+
+/*
+ * x ** 2 and x ** 0.5 as Python computes them -- with pow(), whose result is
+ * not always x * x or sqrt(x) -- but fast. glibc's pow returns the correctly
+ * rounded result except, rarely (about once in a thousand calls here), when
+ * the exact result lies within a small fraction of an ulp of halfway between
+ * two doubles. So: take the correctly rounded result (x * x, sqrt), measure
+ * exactly how far the exact result is from it (Dekker's product), and call
+ * pow() only when that is near half an ulp, where pow might round the other
+ * way. glibc's pow errs by at most 0.54 ulp in all, and for these arguments
+ * by less than 0.013 ulp before its final rounding (the exp and log error
+ * bounds in its source); 0.48 leaves a margin. Arguments outside the checked
+ * ranges simply call pow().
+ */
+#define PYFLOAT_SPLIT 134217729.0       /* 2**27 + 1: Veltkamp's split into 26 + 27 bits */
+#define PYFLOAT_NEAR_HALF 0.48          /* ulps from the rounded result beyond which pow decides */
+
+static inline double pyfloat_ulp(double x)      /* of a positive normal double */
+{
+    uint64_t bits;
+    double power;
+    memcpy(&bits, &x, sizeof bits);
+    bits &= 0x7ff0000000000000ULL;              /* 2 ** exponent */
+    memcpy(&power, &bits, sizeof power);
+    return power * 0x1p-52;
+}
+
+/* x * x - p exactly, for p = x * x (no overflow or underflow) */
+static inline double pyfloat_square_error(double x, double p)
+{
+    const double c = PYFLOAT_SPLIT * x, hi = c - (c - x), lo = x - hi;
+    return ((hi * hi - p) + 2.0 * hi * lo) + lo * lo;
+}
+
+/* x ** 2 for a float x (no errors: an overflow gives inf) */
+static inline double pyfloat_square(double x)
+{
+    const double a = fabs(x), p = x * x;
+    double r = INFINITY;
+    if (x == 0.0 || (a >= 0x1p-60 && a <= 0x1p+60 &&
+                     fabs(pyfloat_square_error(x, p)) < PYFLOAT_NEAR_HALF * pyfloat_ulp(p)))
+        return p;
+    pyfloat_pow(x, 2.0, &r);
+    return r;
+}
+
+/* x ** 0.5 for a float x >= 0 */
+static inline double pyfloat_root(double x)
+{
+    const double c = sqrt(x);
+    double r = c;
+    /* the exact root is c + (x - c * c) / (2 c), to far more than needed here */
+    if (x == 0.0 || (x >= 0x1p-120 && x <= 0x1p+120 &&
+                     fabs((x - c * c) - pyfloat_square_error(c, c * c))
+                     < PYFLOAT_NEAR_HALF * pyfloat_ulp(c) * 2.0 * c))
+        return c;
+    pyfloat_pow(x, 0.5, &r);
+    return r;
 }
 
 #endif /* MICROGPT_PYFLOAT_H */

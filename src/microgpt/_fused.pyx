@@ -10,7 +10,8 @@ in another order. ``Parameters`` keeps every parameter in one contiguous
 array and ``Adam`` updates it in one loop.
 """
 cimport cython
-from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.object cimport PyObject
 from libc.string cimport memcpy
 
 import errno as _errno
@@ -28,33 +29,42 @@ cdef extern from "pyfloat.h":
 cdef extern from "fused.h":
     void fused_linear(const double *x, const double *w, double *y,
                       ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout) noexcept nogil
-    void fused_linear_backward(const double *x, const double *w, const double *dy,
-                               double *dx, double *dw,
-                               ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout) noexcept nogil
-    int fused_rmsnorm(const double *x, double *y, double *scale,
+    void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
+                                      ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout) noexcept nogil
+    void fused_linear_backward_input(const double *const *w_rows, const double *const *dy_cols,
+                                     ptrdiff_t dy_stride, const ptrdiff_t *order, double *dx,
+                                     ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout) noexcept nogil
+    int fused_rmsnorm(const double *x, double *y, double *scale, double *ms_eps,
                       ptrdiff_t rows, ptrdiff_t n) noexcept nogil
-    void fused_rmsnorm_backward(const double *x, const double *scale, const double *dy,
-                                double *dx, ptrdiff_t rows, ptrdiff_t n) noexcept nogil
+    void fused_rmsnorm_backward(const double *x, const double *scale, const double *ms_eps,
+                                const double *dy, double *dx, ptrdiff_t rows,
+                                ptrdiff_t n) noexcept nogil
     int fused_relu_squared(const double *x, double *y, ptrdiff_t n) noexcept nogil
     void fused_relu_squared_backward(const double *x, const double *dy, double *dx,
                                      ptrdiff_t n) noexcept nogil
     int fused_softmax(const double *x, double scale, double *y,
                       ptrdiff_t rows, ptrdiff_t n) noexcept nogil
-    void fused_softmax_backward(const double *y, double scale, const double *dy, double *dx,
-                                ptrdiff_t rows, ptrdiff_t n) noexcept nogil
+    void fused_softmax_backward(const double *x, double scale, const double *dy, double *dx,
+                                double *scratch, ptrdiff_t rows, ptrdiff_t n) noexcept nogil
     int fused_attention(const double *q, const double *const *k, const double *const *v,
-                        double *out, double *weights, ptrdiff_t rows, ptrdiff_t first,
-                        ptrdiff_t n_embd, ptrdiff_t n_head, double scale) noexcept nogil
+                        double *out, double *exps, double *sums, ptrdiff_t rows,
+                        ptrdiff_t first, ptrdiff_t n_embd, ptrdiff_t n_head,
+                        double scale) noexcept nogil
     void fused_attention_backward(const double *q, const double *const *k,
-                                  const double *const *v, const double *weights,
-                                  const double *dout, double *dq, double *const *dk,
-                                  double *const *dv, ptrdiff_t rows, ptrdiff_t first,
-                                  ptrdiff_t n_embd, ptrdiff_t n_head, double scale) noexcept nogil
-    int fused_cross_entropy(const double *logits, const ptrdiff_t *targets, double *probs,
-                            double *loss, ptrdiff_t rows, ptrdiff_t n) noexcept nogil
-    void fused_cross_entropy_backward(const double *logits, const double *probs,
+                                  const double *const *v, const double *exps,
+                                  const double *sums, const double *dout, double *dq,
+                                  double *const *dk, double *const *dv, double *scratch,
+                                  ptrdiff_t rows, ptrdiff_t first, ptrdiff_t n_embd,
+                                  ptrdiff_t n_head, double scale) noexcept nogil
+    void fused_attention_visit_order(ptrdiff_t p, ptrdiff_t n_embd, ptrdiff_t n_head,
+                                     ptrdiff_t *order) noexcept nogil
+    int fused_cross_entropy(const double *logits, const ptrdiff_t *targets, double *exps,
+                            double *sums, double *loss, ptrdiff_t rows, ptrdiff_t n) noexcept nogil
+    void fused_cross_entropy_backward(const double *exps, const double *sums,
                                       const ptrdiff_t *targets, double dloss, double *dlogits,
-                                      ptrdiff_t rows, ptrdiff_t n) noexcept nogil
+                                      double *scratch, ptrdiff_t rows, ptrdiff_t n) noexcept nogil
+    void fused_cross_entropy_visit_order(const ptrdiff_t *targets, ptrdiff_t rows, ptrdiff_t n,
+                                         ptrdiff_t *order) noexcept nogil
     void fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
                     double lr_t, double beta1, double beta2, double eps,
                     double bias1, double bias2) noexcept nogil
@@ -128,6 +138,7 @@ cdef object _view(double *ptr, Py_ssize_t rows, Py_ssize_t cols, object owner, i
 
 
 @cython.final
+@cython.no_gc       # a DAG: tensors only reference those made before them
 cdef class Tensor:
     """A matrix of float64 in the autograd graph.
 
@@ -145,8 +156,13 @@ cdef class Tensor:
     cdef object _base               # a view's memory belongs to it
     cdef int _op                    # the operation that made this tensor
     cdef tuple _inputs              # the tensors it was made from
-    cdef double *_saved             # what its backward pass needs (scales, probabilities, weights)
+    cdef double *_saved             # what its backward pass needs: scales, probabilities, exps
+    cdef double *_saved2            # and more: RMSNORM mean squares, softmax totals
     cdef ptrdiff_t *_index          # EMBEDDING ids, CROSS_ENTROPY targets
+    cdef ptrdiff_t *_order          # LINEAR: its outputs, per row, in the order their
+                                    #   gradients reach its input (set by its consumer)
+    cdef _QKV _qkv                  # LINEAR: the query, key and value linears it is one of;
+                                    #   ATTENTION: those of its inputs, which it owns
     cdef double _scale              # SOFTMAX and ATTENTION scale factor
     cdef Py_ssize_t _first          # ATTENTION: position of the first row
     cdef Py_ssize_t _n_head         # ATTENTION: heads
@@ -168,6 +184,8 @@ cdef class Tensor:
                 self._data[t * self.cols + i] = x
 
     def __dealloc__(self):
+        if self._op == ATTENTION and self._qkv is not None:
+            self._qkv.alive = False
         self._release()
 
     cdef void _release(self) noexcept:
@@ -176,9 +194,11 @@ cdef class Tensor:
             PyMem_Free(self._grad)
         self._data = self._grad = NULL
         PyMem_Free(self._saved)
+        PyMem_Free(self._saved2)
         PyMem_Free(self._index)
-        self._saved = NULL
-        self._index = NULL
+        PyMem_Free(self._order)
+        self._saved = self._saved2 = NULL
+        self._index = self._order = NULL
 
     @property
     def shape(self):
@@ -215,16 +235,19 @@ cdef class Tensor:
     def backward(self):
         """Add to every tensor this one depends on the gradient of this one,
         which must be a single number (a loss); sets this one's gradient to 1."""
-        cdef Tensor t
-        cdef list topo
+        cdef PyObject **topo = NULL
+        cdef Py_ssize_t i, n
         if self.rows * self.cols != 1:
             raise ValueError(f"backward() needs a one-number tensor (a loss), not {self.shape}")
-        topo = _topological_order(self)
-        for t in topo:
-            t._ensure_grad()
-        self._grad[0] = 1.0
-        for t in reversed(topo):
-            _backward(t)
+        n = _topological_order(self, &topo)
+        try:
+            for i in range(n):
+                (<Tensor>topo[i])._ensure_grad()
+            self._grad[0] = 1.0
+            for i in range(n - 1, -1, -1):
+                _backward(<Tensor>topo[i])
+        finally:
+            PyMem_Free(topo)
 
 
 cdef Tensor _node(Py_ssize_t rows, Py_ssize_t cols, int op, tuple inputs):
@@ -240,42 +263,75 @@ cdef Tensor _node(Py_ssize_t rows, Py_ssize_t cols, int op, tuple inputs):
 
 cdef unsigned long long _pass = 0
 
-cdef list _topological_order(Tensor root):
-    """The post-order of a depth-first search from root, without recursion."""
+cdef struct Frame:
+    PyObject *node
+    Py_ssize_t next_input
+
+cdef Py_ssize_t _topological_order(Tensor root, PyObject ***topo) except -1:
+    """The post-order of a depth-first search from root, without recursion:
+    borrowed references, in a new array stored at topo; returns its length."""
     global _pass
-    cdef list topo = [], stack = [(root, 0)]
+    cdef Py_ssize_t size = 64, depth = 1, n = 0
+    cdef Frame *stack = <Frame *>PyMem_Malloc(size * sizeof(Frame))
+    cdef PyObject **order = <PyObject **>PyMem_Malloc(size * sizeof(PyObject *))
+    cdef Frame *top
     cdef Tensor node, child
-    cdef Py_ssize_t i, top
-    _pass += 1
-    root._mark = _pass
-    while stack:
-        top = len(stack) - 1            # (no negative indexing: wraparound is off)
-        node, i = stack[top]
-        if i < len(node._inputs):
-            stack[top] = (node, i + 1)
-            child = node._inputs[i]
-            if child._mark != _pass:
-                child._mark = _pass
-                stack.append((child, 0))
-        else:
-            stack.pop()
-            topo.append(node)
-    return topo
+    cdef void *grown
+    try:
+        if stack == NULL or order == NULL:
+            raise MemoryError()
+        _pass += 1
+        root._mark = _pass
+        stack[0].node, stack[0].next_input = <PyObject *>root, 0
+        while depth:
+            top = &stack[depth - 1]
+            node = <Tensor>top.node
+            if top.next_input < len(node._inputs):
+                child = node._inputs[top.next_input]
+                top.next_input += 1
+                if child._mark != _pass:
+                    child._mark = _pass
+                    if depth == size:       # the stack and the order grow together
+                        size *= 2
+                        grown = PyMem_Realloc(stack, size * sizeof(Frame))
+                        if grown == NULL:
+                            raise MemoryError()
+                        stack = <Frame *>grown
+                        grown = PyMem_Realloc(order, size * sizeof(PyObject *))
+                        if grown == NULL:
+                            raise MemoryError()
+                        order = <PyObject **>grown
+                    stack[depth].node, stack[depth].next_input = <PyObject *>child, 0
+                    depth += 1
+            else:
+                if n == size:
+                    size *= 2
+                    grown = PyMem_Realloc(order, size * sizeof(PyObject *))
+                    if grown == NULL:
+                        raise MemoryError()
+                    order = <PyObject **>grown
+                order[n] = top.node
+                n += 1
+                depth -= 1
+    except BaseException:
+        PyMem_Free(order)
+        raise
+    finally:
+        PyMem_Free(stack)
+    topo[0] = order
+    return n
 
 
 cdef int _backward(Tensor t) except -1:
     """Add t's gradient to its inputs' gradients, through t's operation."""
     cdef Tensor a, b
     cdef Py_ssize_t i, n
-    cdef double **dk
-    cdef double **dv
-    cdef const double **k
-    cdef const double **v
+    cdef double *scratch
     if t._op == LEAF:
         return 0
     a = t._inputs[0]
     if t._op == EMBEDDING:
-        for i in range(t.rows):
+        for i in range(t.rows - 1, -1, -1):    # a row used twice: the last position first
             for n in range(t.cols):
                 a._grad[t._index[i] * a.cols + n] += t._grad[i * t.cols + n]
     elif t._op == ADD:
@@ -285,28 +341,77 @@ cdef int _backward(Tensor t) except -1:
             b._grad[i] += t._grad[i]
     elif t._op == LINEAR:
         b = t._inputs[1]
-        fused_linear_backward(a._data, b._data, t._grad, a._grad, b._grad, t.rows, a.cols, t.cols)
+        fused_linear_backward_weight(a._data, t._grad, b._grad, t.rows, a.cols, t.cols)
+        if t._qkv is None:
+            _linear_backward_input((t,), t._order, a)
+        else:
+            t._qkv.backward_input(t, a)
     elif t._op == RMSNORM:
-        fused_rmsnorm_backward(a._data, t._saved, t._grad, a._grad, t.rows, t.cols)
+        fused_rmsnorm_backward(a._data, t._saved, t._saved2, t._grad, a._grad, t.rows, t.cols)
     elif t._op == RELU_SQUARED:
         fused_relu_squared_backward(a._data, t._grad, a._grad, t.rows * t.cols)
     elif t._op == SOFTMAX:
-        fused_softmax_backward(t._data, t._scale, t._grad, a._grad, t.rows, t.cols)
+        scratch = _alloc(2 * t.cols, False)
+        fused_softmax_backward(a._data, t._scale, t._grad, a._grad, scratch, t.rows, t.cols)
+        PyMem_Free(scratch)
     elif t._op == CROSS_ENTROPY:
-        fused_cross_entropy_backward(a._data, t._saved, t._index, t._grad[0], a._grad,
+        scratch = _alloc(2 * a.cols, False)
+        fused_cross_entropy_backward(t._saved, t._saved2, t._index, t._grad[0], a._grad, scratch,
                                      a.rows, a.cols)
+        PyMem_Free(scratch)
     elif t._op == ATTENTION:
-        n = t._first + t.rows
+        _attention_backward(t)
+    return 0
+
+
+cdef int _linear_backward_input(tuple linears, const ptrdiff_t *order, Tensor x) except -1:
+    """x's gradient from those of linear layers of x, their outputs side by
+    side, in the given order (default: each row's outputs, last first)."""
+    cdef Py_ssize_t i, k = 0, nout = 0
+    cdef Tensor y, w
+    for y in linears:
+        nout += y.cols
+    cdef const double **w_rows = <const double **>PyMem_Malloc(nout * sizeof(double *))
+    cdef const double **dy_cols = <const double **>PyMem_Malloc(nout * sizeof(double *))
+    if w_rows == NULL or dy_cols == NULL:
+        PyMem_Free(w_rows)
+        PyMem_Free(dy_cols)
+        raise MemoryError()
+    for y in linears:
+        w = y._inputs[1]
+        for i in range(y.cols):
+            w_rows[k] = w._data + i * w.cols
+            dy_cols[k] = y._grad + i
+            k += 1
+    fused_linear_backward_input(w_rows, dy_cols, linears[0].cols, order, x._grad,
+                                x.rows, x.cols, nout)
+    PyMem_Free(w_rows)
+    PyMem_Free(dy_cols)
+    return 0
+
+
+cdef int _attention_backward(Tensor t) except -1:
+    cdef Tensor q = t._inputs[0]
+    cdef Py_ssize_t n = t._first + t.rows
+    cdef const double **k = NULL
+    cdef const double **v = NULL
+    cdef double **dk = NULL
+    cdef double **dv = NULL
+    cdef double *scratch = NULL
+    try:
         k = <const double **>_rows(t._inputs[1:1 + t._n_keys], n, False)
         v = <const double **>_rows(t._inputs[1 + t._n_keys:], n, False)
         dk = _rows(t._inputs[1:1 + t._n_keys], n, True)
         dv = _rows(t._inputs[1 + t._n_keys:], n, True)
-        fused_attention_backward(a._data, k, v, t._saved, t._grad, a._grad, dk, dv,
-                                 t.rows, t._first, t.cols, t._n_head, t._scale)
+        scratch = _alloc(2 * n, False)
+        fused_attention_backward(q._data, k, v, t._saved, t._saved2, t._grad, q._grad, dk, dv,
+                                 scratch, t.rows, t._first, t.cols, t._n_head, t._scale)
+    finally:
         PyMem_Free(k)
         PyMem_Free(v)
         PyMem_Free(dk)
         PyMem_Free(dv)
+        PyMem_Free(scratch)
     return 0
 
 
@@ -322,6 +427,74 @@ cdef double **_rows(tuple tensors, Py_ssize_t n, bint grad) except NULL:
             rows[r] = (t._grad if grad else t._data) + i * t.cols
             r += 1
     return rows
+
+
+@cython.final
+@cython.no_gc
+cdef class _QKV:
+    """The query, key and value linear layers of one attention call, all of
+    the same input. microgpt.py's search finishes their outputs interleaved
+    (fused_attention_visit_order), so the input's gradient is added up from
+    the three together, in that order reversed, once all three have their
+    gradients: when the last of them is reached in the backward pass.
+
+    The attention tensor owns this, and keeps the three alive; they point
+    back to it, and while it lives their borrowed pointers here are good."""
+    cdef PyObject *linears[3]
+    cdef bint alive                 # the attention tensor (and so the three) exists
+    cdef ptrdiff_t *order
+    cdef unsigned long long backward_pass
+    cdef int waiting                # linears of this pass still to come
+
+    def __dealloc__(self):
+        PyMem_Free(self.order)
+
+    cdef int backward_input(self, Tensor y, Tensor x) except -1:
+        cdef int i
+        if not self.alive:          # the graph is gone: no order left to keep
+            return _linear_backward_input((y,), y._order, x)
+        if self.backward_pass != _pass:
+            self.backward_pass = _pass
+            self.waiting = 0
+            for i in range(3):
+                self.waiting += (<Tensor>self.linears[i])._mark == _pass
+        self.waiting -= 1
+        if self.waiting == 0:
+            if all([(<Tensor>self.linears[i])._mark == _pass for i in range(3)]):
+                _linear_backward_input((<Tensor>self.linears[0], <Tensor>self.linears[1],
+                                        <Tensor>self.linears[2]), self.order, x)
+            else:                   # part of the graph only: no order to keep
+                for i in range(3):
+                    if (<Tensor>self.linears[i])._mark == _pass:
+                        _linear_backward_input((<Tensor>self.linears[i],), NULL, x)
+        return 0
+
+
+cdef _group_qkv(Tensor attn, Tensor q, Tensor k, Tensor v):
+    """Mark q, k and v as one _QKV, owned by attn, if they are linear layers
+    of one input."""
+    cdef _QKV group
+    cdef Py_ssize_t r, i, n = 3 * q.cols
+    cdef ptrdiff_t *visit
+    cdef Tensor y
+    for y in (q, k, v):
+        if y._op != LINEAR or y._qkv is not None or y._inputs[0] is not q._inputs[0] or \
+                y.cols != q.cols or y.rows != q.rows:
+            return
+    group = _QKV.__new__(_QKV)
+    group.order = <ptrdiff_t *>PyMem_Malloc(q.rows * n * sizeof(ptrdiff_t))
+    visit = <ptrdiff_t *>PyMem_Malloc(n * sizeof(ptrdiff_t))
+    if group.order == NULL or visit == NULL:
+        PyMem_Free(visit)
+        raise MemoryError()
+    for r in range(q.rows):
+        fused_attention_visit_order(attn._first + r, q.cols, attn._n_head, visit)
+        for i in range(n):                  # gradients come back in reverse
+            group.order[r * n + i] = visit[n - 1 - i]
+    PyMem_Free(visit)
+    group.linears[0], group.linears[1], group.linears[2] = <PyObject *>q, <PyObject *>k, <PyObject *>v
+    group.alive = True
+    q._qkv = k._qkv = v._qkv = attn._qkv = group
 
 
 # The operations ------------------------------------------------------------
@@ -368,7 +541,8 @@ def rmsnorm(Tensor x):
     """microgpt.py's rmsnorm(x) for each row of x."""
     cdef Tensor out = _node(x.rows, x.cols, RMSNORM, (x,))
     out._saved = _alloc(x.rows, False)
-    _check(fused_rmsnorm(x._data, out._data, out._saved, x.rows, x.cols))
+    out._saved2 = _alloc(x.rows, False)
+    _check(fused_rmsnorm(x._data, out._data, out._saved, out._saved2, x.rows, x.cols))
     return out
 
 
@@ -420,13 +594,16 @@ def attention(Tensor q, keys, values, Py_ssize_t n_head):
     _check(pyfloat_pow(head_dim, 0.5, &root))            # head_dim**0.5
     _check(pyfloat_pow(root, -1.0, &out._scale))         # / x is * x**-1
     out._saved = _alloc(q.rows * n_head * n, False)
+    out._saved2 = _alloc(2 * q.rows * n_head, False)
     k = <const double **>_rows(keys, n, False)
     v = <const double **>_rows(values, n, False)
-    status = fused_attention(q._data, k, v, out._data, out._saved, q.rows, out._first,
-                             q.cols, n_head, out._scale)
+    status = fused_attention(q._data, k, v, out._data, out._saved, out._saved2, q.rows,
+                             out._first, q.cols, n_head, out._scale)
     PyMem_Free(k)
     PyMem_Free(v)
     _check(status)
+    if keys and values:
+        _group_qkv(out, q, keys[len(keys) - 1], values[len(values) - 1])
     return out
 
 
@@ -446,9 +623,31 @@ def cross_entropy(Tensor logits, targets):
         if not 0 <= out._index[t] < logits.cols:
             raise IndexError(f"target {targets[t]} of {logits.cols} classes")
     out._saved = _alloc(logits.rows * logits.cols, False)
-    _check(fused_cross_entropy(logits._data, out._index, out._saved, out._data,
+    out._saved2 = _alloc(2 * logits.rows, False)
+    _check(fused_cross_entropy(logits._data, out._index, out._saved, out._saved2, out._data,
                                logits.rows, logits.cols))
+    if logits._op == LINEAR and logits._order == NULL:
+        logits._order = _reversed_visit_order(out._index, logits.rows, logits.cols)
     return out
+
+
+cdef ptrdiff_t *_reversed_visit_order(const ptrdiff_t *targets, Py_ssize_t rows,
+                                      Py_ssize_t n) except NULL:
+    """The order the logits' gradients reach the linear layer's input: the
+    reverse of the order in which the loss reaches the logits."""
+    cdef ptrdiff_t *visit = <ptrdiff_t *>PyMem_Malloc(rows * n * sizeof(ptrdiff_t))
+    cdef ptrdiff_t *order = <ptrdiff_t *>PyMem_Malloc(rows * n * sizeof(ptrdiff_t))
+    cdef Py_ssize_t t, i
+    if visit == NULL or order == NULL:
+        PyMem_Free(visit)
+        PyMem_Free(order)
+        raise MemoryError()
+    fused_cross_entropy_visit_order(targets, rows, n, visit)
+    for t in range(rows):
+        for i in range(n):
+            order[t * n + i] = visit[t * n + n - 1 - i]
+    PyMem_Free(visit)
+    return order
 
 
 # Parameters and Adam ----------------------------------------------------------

@@ -72,8 +72,8 @@ def build_parser(prog=None):
     parser.add_argument("--temperature", type=positive_float, default=0.5,
                         help="sampling temperature")
     parser.add_argument("--exact", action="store_true",
-                        help="train on scalar Values, microgpt.py's graph exactly, instead of "
-                             "the fused operations (whose gradients may differ in the last bits)")
+                        help="train on microgpt.py's graph of scalar Values instead of the "
+                             "fused operations (the same numbers, about 100 times slower)")
     return parser
 
 

@@ -4,16 +4,19 @@ microgpt.py's GPT on fused operations: the fast path.
 The model of ``microgpt.model`` -- the same parameters, drawn in the same
 order, and the same forward pass -- written with operations that each take
 all the positions of a document at once (``microgpt._fused``): one graph node
-per operation instead of one per number. The forward floats are
-microgpt.py's bit for bit. The gradients are the same sums added up in
-another order, so they can differ in their last bits; after 500 steps the
-losses and parameters agree with the exact path to better than 1e-9
-(relative), and the default run prints microgpt.py's output byte for byte.
+per operation instead of one per number. It computes the same doubles as
+microgpt.py's scalar graph: the forward pass does the same float operations
+in the same order; the backward pass computes the same local gradients and
+adds them up in the order microgpt.py's backward() does; Adam's ``** 2`` and
+``** 0.5`` are pow()'s results. So training prints, and ends with, exactly
+what microgpt.py does (tested against its recorded run).
 
 The operations work from any model code: ``embedding``, ``add``, ``linear``,
 ``rmsnorm``, ``relu_squared``, ``softmax``, ``attention`` and
 ``cross_entropy`` take and return ``Tensor`` objects, and ``backward()`` on a
-one-number tensor fills in the gradients.
+one-number tensor fills in the gradients. (The gradient order is
+microgpt.py's for models built as here; for others the gradients are right,
+possibly differing from a scalar graph's in their last bits.)
 """
 from ._backend import compiled
 
