@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import microgpt
-from microgpt.benchmark import BENCHMARKS, STANDARD
+from microgpt.benchmark import BENCHMARKS, MODEL, STANDARD
 from microgpt.engine import Value as PureValue
 from microgpt.model import GPT, Config
 from microgpt.train import Adam
@@ -59,11 +59,14 @@ def test_schema(quick_report):
     own = entries(r, microgpt.BACKEND)
     assert list(own) == NAMES                   # every benchmark, in order
     if microgpt.BACKEND == "compiled":
-        baseline = entries(r, "python")
+        baseline, fast = entries(r, "python"), entries(r, "fused")
         assert sorted(baseline) == sorted(STANDARD)
+        assert sorted(fast) == sorted(MODEL)
         for name in STANDARD:
-            assert own[name]["speedup"] == pytest.approx(
-                baseline[name]["time_ms"] / own[name]["time_ms"])
+            for measured in (own, fast):
+                if name in measured:
+                    assert measured[name]["speedup"] == pytest.approx(
+                        baseline[name]["time_ms"] / measured[name]["time_ms"])
     if "train_500" in own:
         assert own["train_500"]["per_step_ms"] == pytest.approx(own["train_500"]["time_ms"] / 500)
 
@@ -94,9 +97,10 @@ def test_workloads_compute_what_their_oracles_compute(quick_report, reference):
     # train_500 is microgpt.py's default run: its last loss is the recorded one
     if "train_500" in own:
         assert own["train_500"]["result"] == float(reference["json"]["losses"][-1])
-    if microgpt.BACKEND == "compiled":      # the baselines computed the same
-        for name, entry in entries(quick_report, "python").items():
-            assert entry["result"] == own[name]["result"], name
+    if microgpt.BACKEND == "compiled":      # the baselines and the fast path computed the same
+        for backend in ("python", "fused"):
+            for name, entry in entries(quick_report, backend).items():
+                assert entry["result"] == own[name]["result"], (backend, name)
 
 
 def test_list_only_and_backend():
@@ -115,6 +119,7 @@ def test_list_only_and_backend():
     (["--only", "nope"], "unknown benchmark 'nope'"),
     (["--repeat", "0"], "--repeat must be at least 1"),
     (["--backend", "fast"], "invalid choice: 'fast'"),
+    (["--backend", "fused", "--only", "gpt_forward_10", "--repeat", "-1"], "at least 1"),
 ])
 def test_bad_arguments(args, message):
     result = harness(*args)

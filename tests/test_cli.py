@@ -21,8 +21,9 @@ def run(*args, **kwargs):
 
 
 @compiled_only
-def test_default_run_prints_microgpt_py_output_byte_for_byte(names_txt, reference):
-    result = run("--input", str(names_txt))
+@pytest.mark.parametrize("path", [[], ["--exact"]], ids=["fused", "exact"])
+def test_default_run_prints_microgpt_py_output_byte_for_byte(names_txt, reference, path):
+    result = run("--input", str(names_txt), *path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == reference["stdout"]
     assert result.stderr == b""
@@ -46,7 +47,7 @@ def test_help_lists_every_flag_with_its_default():
     for flag, default in [("--input", None), ("--steps", "500"), ("--n-embd", "16"),
                           ("--n-head", "4"), ("--n-layer", "1"), ("--block-size", "8"),
                           ("--lr", "0.01"), ("--seed", "42"), ("--samples", "20"),
-                          ("--temperature", "0.5")]:
+                          ("--temperature", "0.5"), ("--exact", None)]:
         assert flag in text
         if default is not None:
             assert f"(default: {default})" in text

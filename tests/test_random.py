@@ -412,6 +412,23 @@ def test_gauss_array_equals_successive_calls(n, mu, sigma, pending):
     same(bulk.getstate(), scalar.getstate())
 
 
+@pytest.mark.parametrize("pending", [False, True])
+def test_gauss_into_fills_a_buffer_with_successive_calls(pending):
+    bulk, scalar = mrandom.Random(10), stdlib.Random(10)
+    if pending:
+        same(bulk.gauss(), scalar.gauss())
+    out = memoryview(bytearray(8 * 1001)).cast("d")
+    bulk.gauss_into(out, 0, 0.02)
+    array = np.zeros(6)
+    bulk.gauss_into(array, -1, 3)
+    expected = [scalar.gauss(0, 0.02) for _ in range(1001)] + [scalar.gauss(-1, 3) for _ in range(6)]
+    assert [x.hex() for x in list(out) + array.tolist()] == [x.hex() for x in expected]
+    same(bulk.getstate(), scalar.getstate())
+    bulk.gauss_into(np.zeros(0))
+    with pytest.raises((TypeError, ValueError)):
+        bulk.gauss_into(np.zeros(3, dtype=np.int64))
+
+
 @pytest.mark.parametrize("method", ["random_array", "gauss_array"])
 def test_bulk_draws_reject_bad_sizes(method):
     r = mrandom.Random(1)

@@ -536,15 +536,20 @@ cdef class Random:
 
     def gauss_array(self, n, mu=0.0, sigma=1.0):
         """A float64 numpy array of the next n gauss(mu, sigma) values."""
-        cdef Py_ssize_t i, count = _count_array(n)
-        cdef double m = mu, s = sigma
-        cdef double[::1] view
+        cdef Py_ssize_t count = _count_array(n)
         import numpy
         out = numpy.empty(count, dtype=numpy.float64)
-        view = out
-        for i in range(count):
-            view[i] = m + self._gauss() * s
+        self.gauss_into(out, mu, sigma)
         return out
+
+    def gauss_into(self, out, mu=0.0, sigma=1.0):
+        """Fill out, a writable contiguous buffer of doubles (a memoryview, a
+        numpy array), with the next len(out) gauss(mu, sigma) values."""
+        cdef double[::1] view = out
+        cdef double m = mu, s = sigma
+        cdef Py_ssize_t i
+        for i in range(view.shape[0]):
+            view[i] = m + self._gauss() * s
 
 
 cdef object _randrange_index(object value, str what):

@@ -32,27 +32,40 @@ import microgpt
 from microgpt import engine, random as mrandom
 from microgpt.data import DataError, Tokenizer, load_docs, names_path
 from microgpt.model import GPT, Config
-from microgpt.train import Adam, train
+from microgpt.train import train
 
 STANDARD = ["random_1m", "gauss_100k", "value_forward_10k", "value_backward_1k",
             "gpt_forward_10", "training_step_1"]
+MODEL = ["gpt_forward_10", "training_step_1", "train_500"]     # those the fused GPT changes
 CONFIG = dict(n_embd=16, n_head=4, n_layer=1, block_size=8)     # microgpt.py's model
 VOCAB_SIZE = 27
 
 
 class Backend:
-    """What a benchmark runs on: a Value class and a Random class."""
+    """What a benchmark runs on: a Value class, a Random class, and a GPT."""
 
-    def __init__(self, name, Value, Random):
+    def __init__(self, name, Value, Random, model=None):
         self.name, self.Value, self.Random = name, Value, Random
+        self._model = model
+
+    def model(self, config, rng):
+        """microgpt.py's GPT: the scalar one on this backend's Value, or the fused one."""
+        if self._model is not None:
+            return self._model(config, rng)
+        return GPT(config, rng, Value=self.Value)
 
 
 def backends():
-    """The backends this process can run, by name: the pure-Python one, and
-    the compiled one unless MICROGPT_PUREPYTHON=1."""
+    """The backends this process can run, by name: "python" (the pure-Python
+    Value and the standard library's generator), and unless
+    MICROGPT_PUREPYTHON=1 "compiled" (the compiled Value and generator) and
+    "fused" (the same, with the GPT on fused operations: microgpt-train's
+    default)."""
     found = {"python": Backend("python", engine.Value, mrandom.PythonRandom)}
     if microgpt.BACKEND == "compiled":
+        from microgpt.fused import FusedGPT
         found["compiled"] = Backend("compiled", microgpt.Value, mrandom.Random)
+        found["fused"] = Backend("fused", microgpt.Value, mrandom.Random, FusedGPT)
     return found
 
 
@@ -106,11 +119,12 @@ def value_backward_1k(b):
 
 def gpt_forward_10(b):
     def run():
-        model = GPT(Config(VOCAB_SIZE, **CONFIG), b.Random(42), Value=b.Value)
+        model = b.model(Config(VOCAB_SIZE, **CONFIG), b.Random(42))
         for _ in range(10):
             keys, values = model.empty_cache()
-            logits = model.gpt(0, 0, keys, values)
-        return [l.data for l in logits]
+            logits = model.gpt([0], [0], keys, values) if b.name == "fused" else \
+                model.gpt(0, 0, keys, values)
+        return logits.tolist()[0] if b.name == "fused" else [l.data for l in logits]
     return run
 
 
@@ -119,10 +133,10 @@ def training_step_1(b):
     tokens = [26] + [ord(c) % 26 for c in doc] + [26]
 
     def run():
-        model = GPT(Config(VOCAB_SIZE, **CONFIG), b.Random(42), Value=b.Value)
+        model = b.model(Config(VOCAB_SIZE, **CONFIG), b.Random(42))
         loss = model.loss(tokens)
         loss.backward()
-        Adam(model.params, 0.01).step(0, 0.01)     # lr_t at step 0 of the cosine schedule
+        model.optimizer(0.01).step(0, 0.01)     # lr_t at step 0 of the cosine schedule
         return loss.data
     return run
 
@@ -141,7 +155,7 @@ def train_500(b, docs):
         shuffled = list(docs)
         rng.shuffle(shuffled)
         tokenizer = Tokenizer(shuffled)
-        model = GPT(Config(tokenizer.vocab_size, **CONFIG), rng, Value=b.Value)
+        model = b.model(Config(tokenizer.vocab_size, **CONFIG), rng)
         for loss in train(model, shuffled, tokenizer, 500):
             pass
         return loss
@@ -226,6 +240,19 @@ def run_benchmark(name, backend, repeats, docs, progress):
     return entry
 
 
+def runs_of(name, backend, top):
+    """The backends a benchmark runs on, for --backend `backend` (None: the
+    default), the baselines of its speedup last."""
+    if backend in ("compiled", "fused", "python"):
+        return [backend]
+    runs = [top]
+    if top == "compiled" and name in MODEL:
+        runs.append("fused")                # the fast path too, where it differs
+    if backend == "all" or (backend is None and name in STANDARD and top != "python"):
+        runs.append("python")
+    return runs
+
+
 def machine():
     info = {
         "system": platform.system(),
@@ -255,11 +282,13 @@ def build_parser():
         prog="python -m microgpt.benchmark",
         description="Run microgpt's benchmarks and print the results as JSON on stdout "
                     "(progress on stderr).")
-    parser.add_argument("--backend", choices=["compiled", "python", "all"],
-                        help="compiled: the compiled core only; python: the pure-Python "
-                             "backend only; all: every benchmark on both. Default: the "
-                             "compiled core, plus the pure-Python runs of the six standard "
-                             "benchmarks that give each its speedup")
+    parser.add_argument("--backend", choices=["compiled", "fused", "python", "all"],
+                        help="compiled: the compiled Value and generator; fused: the same "
+                             "with the GPT on fused operations (microgpt-train's default); "
+                             "python: the pure-Python backend; all: all three. Default: "
+                             "compiled, fused where it differs (the model benchmarks), and "
+                             "the pure-Python runs of the six standard benchmarks that give "
+                             "each its speedup")
     parser.add_argument("--repeat", type=int, metavar="N",
                         help="timed runs per benchmark (default: 3 to 7, by benchmark)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
@@ -285,13 +314,10 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]!r} (see --list)")
     available = backends()
-    if args.backend in ("compiled", "all") and "compiled" not in available:
+    if args.backend in ("compiled", "fused", "all") and "compiled" not in available:
         parser.error(f"--backend {args.backend} needs the compiled core, "
                      "and MICROGPT_PUREPYTHON=1 turns it off")
-    wanted = {None: ["compiled"], "compiled": ["compiled"], "python": ["python"],
-              "all": ["compiled", "python"]}[args.backend]
-    if "compiled" not in available:      # the default, under MICROGPT_PUREPYTHON=1
-        wanted = ["python"]
+    top = args.backend or ("compiled" if "compiled" in available else "python")
     repeats = 1 if args.quick else args.repeat
 
     def progress(text):
@@ -311,17 +337,15 @@ def main(argv=None):
     entries = []
     try:
         for name in names:
-            runs = list(wanted)
-            if args.backend is None and name in STANDARD and "python" not in runs:
-                runs.append("python")       # the baseline of the speedup
             measured = {}
-            for backend_name in runs:
+            for backend_name in runs_of(name, args.backend, top):
                 entry = run_benchmark(name, available[backend_name], repeats, docs, progress)
                 measured[backend_name] = entry
                 entries.append(entry)
-            if "compiled" in measured and "python" in measured:
-                measured["compiled"]["speedup"] = (measured["python"]["time_ms"]
-                                                   / measured["compiled"]["time_ms"])
+            for backend_name in ("compiled", "fused"):
+                if backend_name in measured and "python" in measured:
+                    measured[backend_name]["speedup"] = (measured["python"]["time_ms"]
+                                                         / measured[backend_name]["time_ms"])
     except KeyboardInterrupt:
         print(f"\n{parser.prog}: interrupted", file=sys.stderr)
         return 130
@@ -331,7 +355,7 @@ def main(argv=None):
         "implementation": "microgpt",
         "version": platform.python_version(),
         "microgpt_version": microgpt.__version__,
-        "backend": args.backend or wanted[0],
+        "backend": top,
         "timestamp": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine(),
         "benchmarks": entries,

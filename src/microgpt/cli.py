@@ -73,7 +73,7 @@ def build_parser(prog=None):
                         help="sampling temperature")
     parser.add_argument("--exact", action="store_true",
                         help="train on microgpt.py's graph of scalar Values instead of the "
-                             "fused operations (the same numbers, about 100 times slower)")
+                             "fused operations (the same numbers, much slower)")
     return parser
 
 

@@ -50,11 +50,10 @@ class FusedGPT:
         self.parameters = Parameters({name: (nout, nin) for name, nout, nin, _ in matrices})
         self.state_dict = self.parameters.state_dict
         self.params = self.parameters.data
-        i = 0
+        offset = 0
         for _, nout, nin, std in matrices:
-            for _ in range(nout * nin):
-                self.params[i] = random.gauss(0, std)
-                i += 1
+            _gauss(random, self.params[offset:offset + nout * nin], std)
+            offset += nout * nin
 
     def empty_cache(self):
         """Empty keys and values for gpt(), one list per layer."""
@@ -107,3 +106,13 @@ class FusedGPT:
     def optimizer(self, learning_rate):
         """microgpt.py's Adam over the parameters, as one compiled loop."""
         return Adam(self.parameters, learning_rate)
+
+
+def _gauss(random, out, std):
+    """out[i] = random.gauss(0, std) for each i, in order: in one call to
+    microgpt's generator, one call per number for any other."""
+    if hasattr(random, "gauss_into"):
+        random.gauss_into(out, 0, std)
+    else:
+        for i in range(len(out)):
+            out[i] = random.gauss(0, std)

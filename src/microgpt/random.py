@@ -8,7 +8,8 @@ Underneath is the compiled MT19937 generator (``microgpt._random``), or the
 standard library's own when ``MICROGPT_PUREPYTHON=1``.
 
 Beyond the standard API, ``random_array(n)`` and ``gauss_array(n, mu, sigma)``
-return n successive ``random()`` or ``gauss()`` draws as a float64 numpy array.
+return n successive ``random()`` or ``gauss()`` draws as a float64 numpy array,
+and ``gauss_into(out, mu, sigma)`` writes them into a buffer of doubles.
 """
 import random as _stdlib
 from operator import index as _index
@@ -17,7 +18,7 @@ from ._backend import PUREPYTHON, compiled
 
 __all__ = ["Random", "seed", "random", "getrandbits", "randbytes", "randrange",
            "randint", "choice", "choices", "shuffle", "sample", "uniform", "gauss",
-           "getstate", "setstate", "random_array", "gauss_array"]
+           "getstate", "setstate", "random_array", "gauss_array", "gauss_into"]
 
 
 class PythonRandom(_stdlib.Random):
@@ -35,6 +36,17 @@ class PythonRandom(_stdlib.Random):
         mu, sigma = float(mu), float(sigma)
         return numpy.array([self.gauss(mu, sigma) for _ in range(_count(n))],
                            dtype=numpy.float64)
+
+    def gauss_into(self, out, mu=0.0, sigma=1.0):
+        """Fill out, a writable contiguous buffer of doubles (a memoryview, a
+        numpy array), with the next len(out) gauss(mu, sigma) values."""
+        view = memoryview(out)
+        if view.format not in ("d", "=d", "<d") or not view.c_contiguous:
+            raise ValueError(f"gauss_into needs a contiguous buffer of doubles, not {view.format!r}")
+        view = view.cast("B").cast("d")
+        mu, sigma = float(mu), float(sigma)
+        for i in range(len(view)):
+            view[i] = self.gauss(mu, sigma)
 
 
 def _count(n):
@@ -65,3 +77,4 @@ getstate = _inst.getstate
 setstate = _inst.setstate
 random_array = _inst.random_array
 gauss_array = _inst.gauss_array
+gauss_into = _inst.gauss_into

@@ -1,0 +1,392 @@
+"""The fused operations and the fast GPT against microgpt.py's scalar graph.
+
+The oracle is the pure-Python Value running microgpt.py's own lines: every
+forward result, every gradient, every Adam update and every training run of
+the fast path must equal it bit for bit.
+"""
+import json
+import math
+import os
+import random as stdlib_random
+import subprocess
+import sys
+
+import pytest
+
+import microgpt
+
+pytestmark = pytest.mark.skipif(microgpt.BACKEND != "compiled",
+                                reason="the fused operations are compiled only")
+
+if microgpt.BACKEND == "compiled":
+    from microgpt import fused
+    from microgpt.fused import (Adam, FusedGPT, Parameters, Tensor, add, attention,
+                                cross_entropy, embedding, linear, relu_squared, rmsnorm,
+                                softmax)
+from microgpt import random
+from microgpt.data import Tokenizer
+from microgpt.engine import Value
+from microgpt.model import GPT, Config
+from microgpt import model as scalar
+from microgpt.train import Adam as ScalarAdam, sample, train
+
+
+def values(rows):
+    return [[Value(x) for x in row] for row in rows]
+
+
+def data(rows):
+    return [[v.data for v in row] for row in rows]
+
+
+def hexes(rows):
+    return [[float(x).hex() for x in row] for row in rows]
+
+
+def matrix(rng, rows, cols, scale=1.0):
+    return [[rng.gauss(0, scale) for _ in range(cols)] for _ in range(rows)]
+
+
+# -- forward: each operation against microgpt.py's lines -------------------------
+
+@pytest.mark.parametrize("rows, nin, nout", [(1, 16, 16), (2, 3, 5), (7, 16, 64), (9, 64, 16),
+                                             (5, 70, 27), (4, 1, 1), (3, 16, 6)])
+def test_linear(rows, nin, nout):
+    rng = stdlib_random.Random(rows * nin * nout)
+    x, w = matrix(rng, rows, nin), matrix(rng, nout, nin)
+    expected = [scalar.linear(row, values(w)) for row in values(x)]
+    assert hexes(linear(Tensor(x), Tensor(w)).tolist()) == hexes(data(expected))
+
+
+def test_rmsnorm_add_embedding():
+    rng = stdlib_random.Random(1)
+    table, other = matrix(rng, 6, 16), matrix(rng, 4, 16, 3.0)
+    ids = [5, 0, 5, 2]
+    got = rmsnorm(add(embedding(Tensor(table), ids), Tensor(other)))
+    expected = [scalar.rmsnorm([t + o for t, o in zip(values(table)[i], row)])
+                for i, row in zip(ids, values(other))]
+    assert hexes(got.tolist()) == hexes(data(expected))
+
+
+def squares_pow_rounds_differently(n=3):
+    """Values x where Python's x ** 2 (pow) is not x * x: rare, so searched for."""
+    rng, found = stdlib_random.Random(5), []
+    while len(found) < n:
+        x = rng.uniform(0.5, 2.0)
+        if x ** 2 != x * x:
+            found.append(x)
+    return found
+
+
+def test_relu_squared_is_pow_not_a_product():
+    special = squares_pow_rounds_differently()
+    rng = stdlib_random.Random(2)
+    x = [special + [-1.5, 0.0, -0.0, 1e-200, 1e150, 3.0] + [rng.gauss(0, 1) for _ in range(500)]]
+    expected = [[xi.relu() ** 2 for xi in row] for row in values(x)]
+    assert hexes(relu_squared(Tensor(x)).tolist()) == hexes(data(expected))
+    with pytest.raises(OverflowError):
+        relu_squared(Tensor([[1e300]]))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 0.3, 2.0])
+def test_softmax(temperature):
+    rng = stdlib_random.Random(3)
+    x = matrix(rng, 3, 27, 4.0) + [[0.0] * 27, [1000.0, -1000.0] + [0.0] * 25]
+    expected = [scalar.softmax([l / temperature for l in row]) for row in values(x)]
+    assert hexes(softmax(Tensor(x), temperature).tolist()) == hexes(data(expected))
+
+
+def scalar_attention(q, keys, values_, n_head):
+    """microgpt.py's attention loop for one position, over the cache so far."""
+    head_dim = len(q) // n_head
+    x_attn = []
+    for h in range(n_head):
+        hs = h * head_dim
+        q_h = q[hs:hs+head_dim]
+        k_h = [ki[hs:hs+head_dim] for ki in keys]
+        v_h = [vi[hs:hs+head_dim] for vi in values_]
+        attn_logits = [sum(q_h[j] * k_h[t][j] for j in range(head_dim)) / head_dim**0.5 for t in range(len(k_h))]
+        attn_weights = scalar.softmax(attn_logits)
+        head_out = [sum(attn_weights[t] * v_h[t][j] for t in range(len(v_h))) for j in range(head_dim)]
+        x_attn.extend(head_out)
+    return x_attn
+
+
+@pytest.mark.parametrize("n_embd, n_head, chunks", [(16, 4, [5]), (12, 3, [1, 1, 1, 1]),
+                                                    (6, 1, [2, 3]), (8, 8, [3, 1, 2])])
+def test_attention_over_a_growing_cache(n_embd, n_head, chunks):
+    rng = stdlib_random.Random(n_embd + n_head)
+    keys, vals, scalar_keys, scalar_vals = [], [], [], []
+    for rows in chunks:
+        q, k, v = (matrix(rng, rows, n_embd) for _ in range(3))
+        keys.append(Tensor(k))
+        vals.append(Tensor(v))
+        got = attention(Tensor(q), keys, vals, n_head).tolist()
+        expected = []
+        for qr, kr, vr in zip(values(q), values(k), values(v)):
+            scalar_keys.append(kr)
+            scalar_vals.append(vr)
+            expected.append(scalar_attention(qr, scalar_keys, scalar_vals, n_head))
+        assert hexes(got) == hexes(data(expected))
+
+
+def test_cross_entropy():
+    rng = stdlib_random.Random(4)
+    logits, targets = matrix(rng, 6, 27, 3.0), [0, 26, 5, 5, 13, 1]
+    losses = [-scalar.softmax(row)[t].log() for row, t in zip(values(logits), targets)]
+    expected = (1 / len(losses)) * sum(losses)
+    got = cross_entropy(Tensor(logits), targets)
+    assert got.data.hex() == expected.data.hex()
+    with pytest.raises(ValueError):            # log(0): as Value.log raises
+        cross_entropy(Tensor([[0.0, -1000.0]]), [1])
+
+
+# -- backward: the gradients of microgpt.py's graph, in its order -------------------
+
+def test_backward_of_a_microgpt_block_equals_the_scalar_graph():
+    """embedding, rmsnorm, q/k/v linears, attention, residual, MLP, loss."""
+    rng = stdlib_random.Random(6)
+    n_embd, n_head, vocab, n = 8, 2, 7, 5
+    shapes = {'wte': (vocab, n_embd), 'wpe': (n, n_embd), 'lm_head': (vocab, n_embd),
+              'wq': (n_embd, n_embd), 'wk': (n_embd, n_embd), 'wv': (n_embd, n_embd),
+              'wo': (n_embd, n_embd), 'fc1': (4 * n_embd, n_embd), 'fc2': (n_embd, 4 * n_embd)}
+    params = Parameters(shapes)
+    flat = params.data
+    for i in range(len(flat)):
+        flat[i] = rng.gauss(0, 0.3)
+    sv = {name: values(params.state_dict[name].tolist()) for name in shapes}
+    tokens = [6, 1, 2, 3, 1, 6]
+
+    sd = params.state_dict
+    x = rmsnorm(add(embedding(sd['wte'], tokens[:n]), embedding(sd['wpe'], range(n))))
+    x_residual = x
+    x = rmsnorm(x)
+    q, k, v = linear(x, sd['wq']), linear(x, sd['wk']), linear(x, sd['wv'])
+    x = add(linear(attention(q, [k], [v], n_head), sd['wo']), x_residual)
+    x = add(linear(relu_squared(linear(rmsnorm(x), sd['fc1'])), sd['fc2']), x)
+    loss = cross_entropy(linear(x, sd['lm_head']), tokens[1:n + 1])
+    loss.backward()
+
+    keys, vals, losses = [], [], []
+    for pos in range(n):
+        x = scalar.rmsnorm([t + p for t, p in zip(sv['wte'][tokens[pos]], sv['wpe'][pos])])
+        x_residual = x
+        x = scalar.rmsnorm(x)
+        q = scalar.linear(x, sv['wq'])
+        keys.append(scalar.linear(x, sv['wk']))
+        vals.append(scalar.linear(x, sv['wv']))
+        x = scalar.linear(scalar_attention(q, keys, vals, n_head), sv['wo'])
+        x = [a + b for a, b in zip(x, x_residual)]
+        x_residual = x
+        x = scalar.linear(scalar.rmsnorm(x), sv['fc1'])
+        x = scalar.linear([xi.relu() ** 2 for xi in x], sv['fc2'])
+        x = [a + b for a, b in zip(x, x_residual)]
+        probs = scalar.softmax(scalar.linear(x, sv['lm_head']))
+        losses.append(-probs[tokens[pos + 1]].log())
+    scalar_loss = (1 / n) * sum(losses)
+    scalar_loss.backward()
+
+    assert loss.data.hex() == scalar_loss.data.hex()
+    for name in shapes:
+        assert params.state_dict[name].grad.tolist() == [[p.grad for p in row] for row in sv[name]], name
+
+
+def test_gradients_are_right_for_any_graph():
+    """Finite differences, on a graph unlike the GPT's (no order to match)."""
+    rng = stdlib_random.Random(7)
+    w0, x0 = matrix(rng, 5, 4), matrix(rng, 3, 4)
+
+    def f(w, x):
+        y = softmax(linear(rmsnorm(add(x, x)), w), 0.7)
+        return cross_entropy(add(relu_squared(y), y), [1, 0, 4])
+
+    w, x = Tensor(w0), Tensor(x0)
+    f(w, x).backward()
+    eps = 1e-6
+    for tensor, base, grad in [(w, w0, w.grad.tolist()), (x, x0, x.grad.tolist())]:
+        for i in range(len(base)):
+            for j in range(len(base[0])):
+                hi = [row[:] for row in base]
+                lo = [row[:] for row in base]
+                hi[i][j] += eps
+                lo[i][j] -= eps
+                args = lambda m: (Tensor(m), Tensor(x0)) if tensor is w else (Tensor(w0), Tensor(m))
+                numeric = (f(*args(hi)).data - f(*args(lo)).data) / (2 * eps)
+                assert grad[i][j] == pytest.approx(numeric, rel=1e-3, abs=1e-7)
+
+
+# -- the model -------------------------------------------------------------------------
+
+WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "charlotte", "mia", "amelia",
+         "harper", "evelyn", "zoë", "josé", "łukasz", "x", "yy", "abigail", "emily",
+         "elizabeth", "mila", "ella", "avery", "sofia", "camila", "aria", "scarlett"]
+CONFIGS = [dict(), dict(n_embd=8, n_head=2, n_layer=2, block_size=12),
+           dict(n_embd=12, n_head=3, block_size=16), dict(n_embd=32, n_head=8, block_size=5),
+           dict(n_embd=6, n_head=1, n_layer=3, block_size=3)]
+
+
+def both_models(config, seed=42):
+    rng = random.Random(seed)
+    docs = list(WORDS)
+    rng.shuffle(docs)
+    tokenizer = Tokenizer(docs)
+    state = rng.getstate()
+    exact = GPT(Config(tokenizer.vocab_size, **config), rng)
+    rng.setstate(state)
+    fast = FusedGPT(Config(tokenizer.vocab_size, **config), rng)
+    return exact, fast, docs, tokenizer
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=repr)
+def test_gradients_equal_microgpt_py_bit_for_bit(config):
+    exact, fast, docs, tokenizer = both_models(config)
+    assert [p.data for p in exact.params] == list(fast.params)     # the same draws
+    for doc in docs[:8]:
+        tokens = tokenizer.encode(doc)
+        a, b = exact.loss(tokens), fast.loss(tokens)
+        assert a.data.hex() == b.data.hex()
+        a.backward()
+        b.backward()
+        assert [p.grad for p in exact.params] == list(fast.parameters.grad), doc
+        for p in exact.params:
+            p.grad = 0.0
+        grad = fast.parameters.grad
+        for i in range(len(grad)):
+            grad[i] = 0.0
+
+
+@pytest.mark.parametrize("config, steps, lr", [(CONFIGS[1], 40, 0.02), (CONFIGS[2], 30, 0.005),
+                                               (CONFIGS[4], 40, 0.1)], ids=["two-layers",
+                                                                          "long-context",
+                                                                          "three-layers"])
+def test_training_equals_the_exact_path_bit_for_bit(config, steps, lr):
+    results = []
+    for which in (0, 1):
+        models = both_models(config, seed=3)
+        model, docs, tokenizer = models[which], models[2], models[3]
+        rng = random.Random(11)
+        losses = list(train(model, docs, tokenizer, steps, lr))
+        params = [p.data for p in model.params] if which == 0 else list(model.params)
+        names = [sample(model, tokenizer, rng, 0.7) for _ in range(5)]
+        results.append(([x.hex() for x in losses], [x.hex() for x in params], names))
+    assert results[0] == results[1]
+
+
+def test_default_run_equals_microgpt_py_bit_for_bit(names_txt, reference):
+    from microgpt.data import load_docs
+    rng = random.Random(42)
+    docs = load_docs(names_txt)
+    rng.shuffle(docs)
+    tokenizer = Tokenizer(docs)
+    model = FusedGPT(Config(tokenizer.vocab_size), rng)
+    losses = list(train(model, docs, tokenizer, 500))
+    expected = reference["json"]
+    assert [x.hex() for x in losses] == [float(s).hex() for s in expected["losses"]]
+    assert [x.hex() for x in model.params] == [float(s).hex() for s in expected["final_params"]]
+    assert [sample(model, tokenizer, rng) for _ in range(20)] == expected["samples"]
+
+
+def test_portable_kernels_equal_the_vector_ones(names_txt):
+    """MICROGPT_DISABLE_AVX2=1 switches to the portable C loops: the same run."""
+    script = ("import sys, json; from microgpt import random; from microgpt.data import *; "
+              "from microgpt.model import Config; from microgpt.fused import FusedGPT; "
+              "from microgpt.train import train\n"
+              "rng = random.Random(42); docs = load_docs(sys.argv[1]); rng.shuffle(docs)\n"
+              "tok = Tokenizer(docs); m = FusedGPT(Config(tok.vocab_size, n_embd=12, n_head=3), rng)\n"
+              "losses = [x.hex() for x in train(m, docs, tok, 60)]\n"
+              "print(json.dumps([losses, [x.hex() for x in m.params]]))")
+    runs = [subprocess.run([sys.executable, "-c", script, str(names_txt)], capture_output=True,
+                           text=True, env=dict(os.environ, MICROGPT_DISABLE_AVX2=flag))
+            for flag in ("0", "1")]
+    assert runs[0].returncode == runs[1].returncode == 0, runs[1].stderr
+    assert json.loads(runs[0].stdout) == json.loads(runs[1].stdout)
+
+
+# -- Adam ------------------------------------------------------------------------------
+
+def adam_cases():
+    rng = stdlib_random.Random(8)
+    grads = squares_pow_rounds_differently(5) + [0.0, -0.0, 1e-300, -1e-30, 1e-19, 3e150, 1e-3]
+    grads += [rng.gauss(0, 10 ** rng.uniform(-8, 1)) for _ in range(2000)]
+    return grads
+
+
+@pytest.mark.parametrize("portable", ["0", "1"], ids=["vector", "portable"])
+def test_adam_equals_microgpt_py_adam(portable):
+    """p.grad ** 2 and v_hat ** 0.5 are pow()'s results, even where pow rounds
+    otherwise than x * x or sqrt; in both kernels."""
+    script = ("import json, sys, random\n"
+              "from microgpt.fused import Parameters, Adam\n"
+              "grads = json.loads(sys.stdin.read())\n"
+              "params = Parameters({'w': (1, len(grads))}); rng = random.Random(9)\n"
+              "data = params.data\n"
+              "for i in range(len(grads)): data[i] = rng.gauss(0, 1)\n"
+              "opt = Adam(params, 0.01)\n"
+              "for step in range(3):\n"
+              "    for i, g in enumerate(grads): params.grad[i] = g * (step + 1)\n"
+              "    opt.step(step, 0.01 * (1 - step / 10))\n"
+              "print(json.dumps([x.hex() for x in params.data]))")
+    grads = adam_cases()
+    run = subprocess.run([sys.executable, "-c", script], input=json.dumps(grads),
+                         capture_output=True, text=True,
+                         env=dict(os.environ, MICROGPT_DISABLE_AVX2=portable))
+    assert run.returncode == 0, run.stderr
+    rng = stdlib_random.Random(9)
+    params = [Value(rng.gauss(0, 1)) for _ in grads]
+    opt = ScalarAdam(params, 0.01)
+    for step in range(3):
+        for p, g in zip(params, grads):
+            p.grad = g * (step + 1)
+        opt.step(step, 0.01 * (1 - step / 10))
+    assert json.loads(run.stdout) == [p.data.hex() for p in params]
+
+
+# -- the objects -----------------------------------------------------------------------
+
+def test_parameters_are_one_array_seen_by_numpy_without_copies():
+    np = pytest.importorskip("numpy")
+    params = Parameters({'a': (2, 3), 'b': (4, 1)})
+    flat = np.asarray(params.data)
+    assert flat.shape == (10,) and flat.dtype == np.float64 and not flat.any()
+    a = np.asarray(params.state_dict['a'].data)
+    assert a.shape == (2, 3)
+    a[1, 2] = 7.5                       # one memory: the views see each other's writes
+    assert flat[5] == 7.5 and params.state_dict['a'].tolist()[1][2] == 7.5
+    np.asarray(params.grad)[6] = 2.0
+    assert np.asarray(params.state_dict['b'].grad)[0, 0] == 2.0
+    with pytest.raises(ValueError):
+        Parameters({'bad': (0, 3)})
+
+
+def test_tensor_api_and_errors():
+    t = Tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert t.shape == (2, 2) and t.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert repr(t) == "Tensor(shape=(2, 2))"
+    nll = lambda row, i: -math.log(math.exp(row[i]) / sum(math.exp(x) for x in row))
+    assert cross_entropy(t, [0, 1]).data == pytest.approx((nll([1, 2], 0) + nll([3, 4], 1)) / 2)
+    with pytest.raises(ValueError):
+        t.backward()                    # not a single number
+    with pytest.raises(ValueError):
+        Tensor([[1.0], [2.0, 3.0]])
+    with pytest.raises(ValueError):
+        add(t, Tensor([[1.0, 2.0]]))
+    with pytest.raises(ValueError):
+        linear(t, Tensor([[1.0, 2.0, 3.0]]))
+    with pytest.raises(IndexError):
+        embedding(t, [2])
+    with pytest.raises(IndexError):
+        cross_entropy(t, [0, 2])
+    with pytest.raises(ValueError):
+        attention(t, [t], [t], 3)
+    with pytest.raises(ValueError):
+        attention(t, [], [], 1)
+
+
+def test_the_cli_path_does_not_import_numpy():
+    check = ("import sys, microgpt.cli, microgpt.fused\n"
+             "from microgpt.cli import main\n"
+             "main(['--input', sys.argv[1], '--steps', '2', '--samples', '1'])\n"
+             "assert 'numpy' not in sys.modules, 'numpy was imported'\n")
+    words = os.path.join(os.path.dirname(__file__), "conftest.py")   # any text file will do
+    run = subprocess.run([sys.executable, "-c", check, words], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
