@@ -8,6 +8,7 @@ import http.server
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -57,12 +58,12 @@ def test_tokenizer():
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("MICROGPT_CACHE", str(tmp_path / "mine"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cache_dir() == tmp_path / "mine"
+    assert Path(cache_dir()) == tmp_path / "mine"
     monkeypatch.delenv("MICROGPT_CACHE")
-    assert cache_dir() == tmp_path / "xdg" / "microgpt"
+    assert Path(cache_dir()) == tmp_path / "xdg" / "microgpt"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert cache_dir() == tmp_path / "home" / ".cache" / "microgpt"
+    assert Path(cache_dir()) == tmp_path / "home" / ".cache" / "microgpt"
 
 
 # -- downloads, from a real server --------------------------------------------------
@@ -120,11 +121,11 @@ def cache(monkeypatch, tmp_path):
 
 
 def test_download_caches_names_txt(server, cache, names_txt):
-    path = names_path(f"{server}/names.txt")
+    path = Path(names_path(f"{server}/names.txt"))
     assert path == cache / "names.txt"
     assert path.read_bytes() == names_txt.read_bytes()
     assert hashlib.sha256(path.read_bytes()).hexdigest() == NAMES_SHA256
-    assert names_path(f"{server}/names.txt") == path     # from the cache,
+    assert Path(names_path(f"{server}/names.txt")) == path     # from the cache,
     assert Handler.requests == ["/names.txt"]             # without asking again
     assert os.listdir(cache) == ["names.txt"]
 
@@ -132,7 +133,7 @@ def test_download_caches_names_txt(server, cache, names_txt):
 def test_a_damaged_cache_is_downloaded_again(server, cache):
     cache.mkdir()
     (cache / "names.txt").write_text("emma\n")
-    path = names_path(f"{server}/names.txt")
+    path = Path(names_path(f"{server}/names.txt"))
     assert hashlib.sha256(path.read_bytes()).hexdigest() == NAMES_SHA256
     assert Handler.requests == ["/names.txt"]
 

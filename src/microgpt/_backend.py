@@ -5,7 +5,6 @@ reference, and the oracle in tests), as ``MSGPACK_PUREPYTHON`` does for
 msgpack. Otherwise the compiled modules must be importable: a missing build
 is an error, not a silent switch to a path 80 times slower.
 """
-import importlib
 import os
 
 PUREPYTHON = os.environ.get("MICROGPT_PUREPYTHON", "") not in ("", "0")
@@ -15,7 +14,7 @@ BACKEND = "python" if PUREPYTHON else "compiled"
 def compiled(name):
     """Import the compiled module microgpt.<name>, explaining a missing build."""
     try:
-        return importlib.import_module(f"microgpt.{name}")
+        return __import__(f"microgpt.{name}", fromlist=["*"])
     except ImportError as exc:
         raise ImportError(
             f"microgpt's compiled core is not built ({exc}); install the package with "

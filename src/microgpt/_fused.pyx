@@ -5,9 +5,10 @@ position t) that remembers the operation that made it. Each operation
 (``embedding``, ``add``, ``linear``, ``rmsnorm``, ``relu_squared``,
 ``softmax``, ``attention``, ``cross_entropy``) is one node whose forward and
 backward passes are C loops (csrc/fused.c). Forward results equal
-microgpt.py's scalar Values bit for bit; gradients are the same sums added
-in another order. ``Parameters`` keeps every parameter in one contiguous
-array and ``Adam`` updates it in one loop.
+microgpt.py's scalar Values bit for bit, and so do the gradients: the backward
+passes add them up in the order microgpt.py's backward() does, for models
+built like microgpt.py's GPT (see fused.c). ``Parameters`` keeps every
+parameter in one contiguous array and ``Adam`` updates it in one loop.
 """
 cimport cython
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc

@@ -6,7 +6,6 @@ microgpt.py. The default dataset is Karpathy's names.txt (32,033 names),
 downloaded once into a per-user cache and checked against its SHA-256.
 """
 import os
-from pathlib import Path
 
 NAMES_URL = ("https://raw.githubusercontent.com/karpathy/makemore/"
              "988aa59e4d8fefa526d06f3b453ad116258398d4/names.txt")
@@ -22,9 +21,10 @@ class DataError(Exception):
 
 def load_docs(path):
     """The documents of a UTF-8 text file: its stripped, non-empty lines."""
-    path = Path(path)
+    path = os.fspath(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a leading BOM is not content
+        with open(path, encoding="utf-8-sig") as f:  # a leading BOM is not content
+            text = f.read()
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -65,10 +65,10 @@ class Tokenizer:
 def cache_dir():
     """$MICROGPT_CACHE, else $XDG_CACHE_HOME/microgpt, else ~/.cache/microgpt."""
     if os.environ.get("MICROGPT_CACHE"):
-        return Path(os.environ["MICROGPT_CACHE"])
+        return os.environ["MICROGPT_CACHE"]
     if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]) / "microgpt"
-    return Path.home() / ".cache" / "microgpt"
+        return os.path.join(os.environ["XDG_CACHE_HOME"], "microgpt")
+    return os.path.join(os.path.expanduser("~"), ".cache", "microgpt")
 
 
 def names_path(url=None, timeout=DOWNLOAD_TIMEOUT):
@@ -76,8 +76,8 @@ def names_path(url=None, timeout=DOWNLOAD_TIMEOUT):
     or does not match its checksum. $MICROGPT_NAMES_URL replaces the address
     (a mirror, say); the checksum stays."""
     url = url or os.environ.get("MICROGPT_NAMES_URL") or NAMES_URL
-    path = cache_dir() / "names.txt"
-    if path.is_file() and _sha256(path.read_bytes()) == NAMES_SHA256:
+    path = os.path.join(cache_dir(), "names.txt")
+    if os.path.isfile(path) and _sha256(_read_bytes(path)) == NAMES_SHA256:
         return path
     try:
         download(url, path, NAMES_SHA256, timeout)
@@ -95,12 +95,13 @@ def download(url, path, sha256, timeout=DOWNLOAD_TIMEOUT):
     import urllib.error
     import urllib.request
 
-    path = Path(path)
+    path = os.fspath(path)
+    directory, name = os.path.split(os.path.abspath(path))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".part")
     except OSError as exc:
-        raise DataError(f"cannot write to the cache {path.parent}: {exc.strerror or exc}") from None
+        raise DataError(f"cannot write to the cache {directory}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as out:
             try:
@@ -129,6 +130,11 @@ def download(url, path, sha256, timeout=DOWNLOAD_TIMEOUT):
         except OSError:
             pass
         raise
+
+
+def _read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def _sha256(data):

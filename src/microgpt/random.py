@@ -11,7 +11,6 @@ Beyond the standard API, ``random_array(n)`` and ``gauss_array(n, mu, sigma)``
 return n successive ``random()`` or ``gauss()`` draws as a float64 numpy array,
 and ``gauss_into(out, mu, sigma)`` writes them into a buffer of doubles.
 """
-import random as _stdlib
 from operator import index as _index
 
 from ._backend import PUREPYTHON, compiled
@@ -21,32 +20,40 @@ __all__ = ["Random", "seed", "random", "getrandbits", "randbytes", "randrange",
            "getstate", "setstate", "random_array", "gauss_array", "gauss_into"]
 
 
-class PythonRandom(_stdlib.Random):
+def _python_random():
     """The pure-Python backend's Random: the standard library's generator,
-    with microgpt's bulk draws added."""
+    with microgpt's bulk draws added. (Made on first use: the compiled
+    backend does not import the standard library's random at all.)"""
+    import random as _stdlib
 
-    def random_array(self, n):
-        """A float64 numpy array of the next n random() values."""
-        import numpy
-        return numpy.array([self.random() for _ in range(_count(n))], dtype=numpy.float64)
+    class PythonRandom(_stdlib.Random):
+        __doc__ = _python_random.__doc__
 
-    def gauss_array(self, n, mu=0.0, sigma=1.0):
-        """A float64 numpy array of the next n gauss(mu, sigma) values."""
-        import numpy
-        mu, sigma = float(mu), float(sigma)
-        return numpy.array([self.gauss(mu, sigma) for _ in range(_count(n))],
-                           dtype=numpy.float64)
+        def random_array(self, n):
+            """A float64 numpy array of the next n random() values."""
+            import numpy
+            return numpy.array([self.random() for _ in range(_count(n))], dtype=numpy.float64)
 
-    def gauss_into(self, out, mu=0.0, sigma=1.0):
-        """Fill out, a writable contiguous buffer of doubles (a memoryview, a
-        numpy array), with the next len(out) gauss(mu, sigma) values."""
-        view = memoryview(out)
-        if view.format not in ("d", "=d", "<d") or not view.c_contiguous:
-            raise ValueError(f"gauss_into needs a contiguous buffer of doubles, not {view.format!r}")
-        view = view.cast("B").cast("d")
-        mu, sigma = float(mu), float(sigma)
-        for i in range(len(view)):
-            view[i] = self.gauss(mu, sigma)
+        def gauss_array(self, n, mu=0.0, sigma=1.0):
+            """A float64 numpy array of the next n gauss(mu, sigma) values."""
+            import numpy
+            mu, sigma = float(mu), float(sigma)
+            return numpy.array([self.gauss(mu, sigma) for _ in range(_count(n))],
+                               dtype=numpy.float64)
+
+        def gauss_into(self, out, mu=0.0, sigma=1.0):
+            """Fill out, a writable contiguous buffer of doubles (a memoryview, a
+            numpy array), with the next len(out) gauss(mu, sigma) values."""
+            view = memoryview(out)
+            if view.format not in ("d", "=d", "<d") or not view.c_contiguous:
+                raise ValueError(f"gauss_into needs a contiguous buffer of doubles, not {view.format!r}")
+            view = view.cast("B").cast("d")
+            mu, sigma = float(mu), float(sigma)
+            for i in range(len(view)):
+                view[i] = self.gauss(mu, sigma)
+
+    PythonRandom.__module__, PythonRandom.__qualname__ = __name__, "PythonRandom"
+    return PythonRandom
 
 
 def _count(n):
@@ -56,7 +63,15 @@ def _count(n):
     return n
 
 
-Random = PythonRandom if PUREPYTHON else compiled("_random").Random
+def __getattr__(name):          # PythonRandom, made when first asked for
+    global PythonRandom
+    if name == "PythonRandom":
+        PythonRandom = _python_random()
+        return PythonRandom
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+Random = __getattr__("PythonRandom") if PUREPYTHON else compiled("_random").Random
 
 # One hidden instance, seeded from the operating system, whose methods are
 # the module's functions, as in the standard library.
