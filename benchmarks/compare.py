@@ -46,7 +46,7 @@ def table(files):
         base = loaded[0][2].get(name)
         for _, _, times in loaded[1:]:
             other = times.get(name)
-            cells.append(f"{other / base:.1f}x" if base and other else "")
+            cells.append(f"{other / base:.2g}x" if base and other else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     notes = [f"- {label}: {report.get('implementation', '?')} ({report.get('language', '?')}, "
              f"{report.get('backend', '?')}), {report.get('timestamp', '?')}, "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run microgpt's benchmark harness once per backend, into
-# benchmarks/results/<backend>.json, and compare them in
+# Run microgpt's benchmark harness once per backend (compiled, fused, python),
+# into benchmarks/results/<backend>.json, and compare them in
 # benchmarks/results/comparison.md. Extra arguments go to the harness
 # (--quick, --only NAME ..., --input FILE). The pure-Python train_500 alone
 # takes a few minutes.
@@ -9,7 +9,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 python="${PYTHON:-python}"
 mkdir -p "$here/results"
 
-for backend in compiled python; do
+for backend in compiled fused python; do
     out="$here/results/$backend.json"
     "$python" -m microgpt.benchmark --backend "$backend" "$@" > "$out.part"
     if command -v jq > /dev/null; then
@@ -21,7 +21,8 @@ for backend in compiled python; do
     echo "wrote $out" >&2
 done
 
-"$python" "$here/compare.py" "$here/results/compiled.json" "$here/results/python.json" \
+"$python" "$here/compare.py" "$here/results/compiled.json" "$here/results/fused.json" \
+    "$here/results/python.json" \
     > "$here/results/comparison.md.part"
 mv "$here/results/comparison.md.part" "$here/results/comparison.md"
 echo "wrote $here/results/comparison.md" >&2

@@ -144,7 +144,7 @@ def test_compare_writes_a_table(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "| benchmark | fast ms | slow ms | slow / fast |"
-    assert lines[2] == "| a | 2.00 | 30.00 | 15.0x |"
+    assert lines[2] == "| a | 2.00 | 30.00 | 15x |"
     assert lines[3] == "| b | 0.500 |  |  |"
     assert lines[4] == "| c |  | 7.00 |  |"
 
