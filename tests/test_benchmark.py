@@ -163,3 +163,14 @@ def test_without_names_txt_train_500_is_skipped(tmp_path):
     asked = run("--only", "train_500")
     assert asked.returncode == 2 and "error: cannot download names.txt" in asked.stderr
     assert asked.stdout == ""
+
+
+@pytest.mark.skipif(microgpt.BACKEND != "compiled", reason="compares the compiled Value with the pure one")
+def test_value_step_benchmark_runs():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "value_step.py"),
+                             "--rounds", "1", "--steps", "2", "--json"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["speedup"] == pytest.approx(report["pure_python_ms_per_step"]
+                                              / report["compiled_ms_per_step"])

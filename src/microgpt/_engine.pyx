@@ -11,8 +11,8 @@ from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT
 
-import errno as _errno
-import os as _os
+from microgpt._pyfloat cimport (PYFLOAT_OK, pyfloat_exp, pyfloat_log, pyfloat_pow,
+                                 raise_for)
 
 cdef extern from "Python.h":
     PyObject *PyTuple_GET_ITEM(PyObject *p, Py_ssize_t pos)  # borrowed
@@ -30,32 +30,6 @@ cdef extern from *:
 
 cdef enum:
     PREFETCH_DISTANCE = 8   # nodes ahead, in the backward walk
-
-cdef extern from "pyfloat.h":
-    enum:
-        PYFLOAT_OK
-        PYFLOAT_ZERO_DIVISION
-        PYFLOAT_OVERFLOW
-        PYFLOAT_DOMAIN
-        PYFLOAT_COMPLEX
-    int pyfloat_pow(double x, double y, double *out) noexcept nogil
-    int pyfloat_log(double x, double *out) noexcept nogil
-    int pyfloat_exp(double x, double *out) noexcept nogil
-
-
-cdef int _raise(int status, str what) except -1:
-    """Raise the exception Python raises for a failed float operation."""
-    if status == PYFLOAT_ZERO_DIVISION:
-        raise ZeroDivisionError("0.0 cannot be raised to a negative power")
-    if status == PYFLOAT_OVERFLOW:
-        if what == "exp":
-            raise OverflowError("math range error")
-        raise OverflowError(_errno.ERANGE, _os.strerror(_errno.ERANGE))
-    if status == PYFLOAT_COMPLEX:
-        raise ValueError("negative number cannot be raised to a fractional power "
-                         "(Python would return a complex number)")
-    raise ValueError("math domain error")
-
 
 @cython.final
 @cython.freelist(64)
@@ -149,14 +123,14 @@ cdef class Value:
         cdef double out
         cdef int status = pyfloat_log(self.data, &out)
         if status != PYFLOAT_OK:
-            _raise(status, "log")
+            raise_for(status)
         return _unary(out, self, 1.0 / self.data)
 
     def exp(self):
         cdef double out
         cdef int status = pyfloat_exp(self.data, &out)
         if status != PYFLOAT_OK:
-            _raise(status, "exp")
+            raise_for(status, exp=True)
         return _unary(out, self, out)   # math.exp(data) again, the same double
 
     def relu(self):
@@ -196,7 +170,7 @@ cdef class Value:
         if _is_number(other):
             status = pyfloat_pow(other, -1.0, &inverse)
             if status != PYFLOAT_OK:
-                _raise(status, "pow")
+                raise_for(status)
             return _mul(self, _leaf(inverse))
         return NotImplemented
 
@@ -330,7 +304,7 @@ cdef Value _pow(Value a, object exponent):
     if status == PYFLOAT_OK:
         status = pyfloat_pow(a.data, e1, &below)
     if status != PYFLOAT_OK:
-        _raise(status, "pow")
+        raise_for(status)
     return _unary(out, a, e * below)
 
 cdef inline Py_ssize_t _nchildren(PyObject *node) noexcept:

@@ -15,17 +15,7 @@ from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from libc.string cimport memcpy
 
-import errno as _errno
-import os as _os
-
-cdef extern from "pyfloat.h":
-    enum:
-        PYFLOAT_OK
-        PYFLOAT_ZERO_DIVISION
-        PYFLOAT_OVERFLOW
-        PYFLOAT_DOMAIN
-        PYFLOAT_COMPLEX
-    int pyfloat_pow(double x, double y, double *out) noexcept nogil
+from microgpt._pyfloat cimport PYFLOAT_OK, pyfloat_pow, raise_for
 
 cdef extern from "fused.h":
     void fused_linear(const double *x, const double *w, double *y,
@@ -83,15 +73,9 @@ cdef enum Op:
     CROSS_ENTROPY
 
 
-cdef int _check(int status) except -1:
+cdef inline int _check(int status) except -1:
     """Raise what the scalar operation would have raised."""
-    if status == PYFLOAT_OK:
-        return 0
-    if status == PYFLOAT_ZERO_DIVISION:
-        raise ZeroDivisionError("0.0 cannot be raised to a negative power")
-    if status == PYFLOAT_OVERFLOW:
-        raise OverflowError(_errno.ERANGE, _os.strerror(_errno.ERANGE))
-    raise ValueError("math domain error")
+    return 0 if status == PYFLOAT_OK else raise_for(status)
 
 
 cdef double *_alloc(Py_ssize_t n, bint zero) except NULL:
