@@ -169,11 +169,11 @@ cdef class Tensor:
                 self._data[t * self.cols + i] = x
 
     def __dealloc__(self):
-        if self._op == ATTENTION and self._qkv is not None:
-            self._qkv.alive = False
         self._release()
 
     cdef void _release(self) noexcept:
+        if self._op == ATTENTION and self._qkv is not None:
+            self._qkv.alive = False     # its linears' pointers to each other go stale
         if self._owned:
             PyMem_Free(self._data)
             PyMem_Free(self._grad)
