@@ -114,6 +114,15 @@ def test_failed_download_is_one_line_error(tmp_path):
     assert not any((tmp_path / "cache").iterdir())
 
 
+@pytest.mark.parametrize("lr, where", [("1e10", "at step 2: math domain error"),
+                                       ("1e300", "in sampling: Total of weights must be finite")])
+def test_a_diverging_run_is_a_one_line_error(names_txt, lr, where):
+    result = run("--input", str(names_txt), "--lr", lr, "--steps", "5", "--samples", "2")
+    assert result.returncode == 2
+    assert result.stderr.decode() == (f"microgpt-train: error: training failed {where} (the numbers "
+                                      "overflowed; a smaller --lr may help)\n")
+
+
 def test_any_characters_work(tmp_path):
     path = tmp_path / "words.txt"
     docs = ["zoë", "renée", "日本", "😀 ok", "straße"]

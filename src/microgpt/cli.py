@@ -88,7 +88,7 @@ def main(argv=None):
         parser.error(f"--n-embd ({args.n_embd}) must be divisible by --n-head ({args.n_head})")
     try:
         run(args)
-    except DataError as exc:
+    except (DataError, TrainingError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -110,6 +110,10 @@ def make_model(config, rng, exact):
     return FusedGPT(config, rng)
 
 
+class TrainingError(Exception):
+    """The numbers broke down (overflow, log of 0): too large a learning rate."""
+
+
 def run(args):
     """microgpt.py, with the hyperparameters from args."""
     rng = random.Random(args.seed)
@@ -122,9 +126,16 @@ def run(args):
     model = make_model(config, rng, args.exact)
     print(f"num params: {len(model.params)}")
     num_steps = args.steps
-    for step, loss in enumerate(train(model, docs, tokenizer, num_steps, args.lr)):
-        print(f"step {step+1:4d} / {num_steps:4d} | loss {loss:.4f}", flush=True)
-    print("\n--- inference ---")
-    for sample_idx in range(args.samples):
-        print(f"sample {sample_idx+1:2d}: {sample(model, tokenizer, rng, args.temperature)}")
+    step = 0
+    try:
+        for step, loss in enumerate(train(model, docs, tokenizer, num_steps, args.lr), 1):
+            print(f"step {step:4d} / {num_steps:4d} | loss {loss:.4f}", flush=True)
+        step = None
+        print("\n--- inference ---")
+        for sample_idx in range(args.samples):
+            print(f"sample {sample_idx+1:2d}: {sample(model, tokenizer, rng, args.temperature)}")
+    except (ArithmeticError, ValueError) as exc:   # as microgpt.py would raise them
+        where = f"at step {step + 1}" if step is not None else "in sampling"
+        raise TrainingError(f"training failed {where}: {exc} (the numbers overflowed; "
+                            "a smaller --lr may help)") from None
     sys.stdout.flush()
