@@ -163,6 +163,9 @@ def test_without_names_txt_train_500_is_skipped(tmp_path):
     asked = run("--only", "train_500")
     assert asked.returncode == 2 and "error: cannot download names.txt" in asked.stderr
     assert asked.stdout == ""
+    missing = run("--input", str(tmp_path / "missing.txt"))
+    assert missing.returncode == 2 and "missing.txt: no such file" in missing.stderr
+    assert missing.stdout == ""
 
 
 @pytest.mark.skipif(microgpt.BACKEND != "compiled", reason="compares the compiled Value with the pure one")

@@ -332,7 +332,7 @@ def main(argv=None):
         try:
             docs = load_docs(args.input if args.input else names_path())
         except DataError as exc:
-            if args.only:       # asked for by name: an error
+            if args.only or args.input:     # asked for: an error
                 print(f"{parser.prog}: error: {exc}", file=sys.stderr)
                 return 2
             print(f"{parser.prog}: skipping train_500: {exc}", file=sys.stderr)
