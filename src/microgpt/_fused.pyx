@@ -482,19 +482,31 @@ cdef _group_qkv(Tensor attn, Tensor q, Tensor k, Tensor v):
     q._qkv = k._qkv = v._qkv = attn._qkv = group
 
 
+cdef ptrdiff_t *_indices(values, Py_ssize_t limit, str message) except NULL:
+    """The ints values as a new C array, each checked to be in range(limit)."""
+    cdef Py_ssize_t i, n = len(values)
+    cdef ptrdiff_t *index = <ptrdiff_t *>PyMem_Malloc(max(n, 1) * sizeof(ptrdiff_t))
+    if index == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            index[i] = values[i]
+            if not 0 <= index[i] < limit:
+                raise IndexError(message.format(values[i], limit))
+    except BaseException:
+        PyMem_Free(index)
+        raise
+    return index
+
+
 # The operations ------------------------------------------------------------
 
 def embedding(Tensor table, ids):
     """The rows ids of table: [table[i] for i in ids]."""
     cdef Py_ssize_t t, n = len(ids)
     cdef Tensor out = _node(n, table.cols, EMBEDDING, (table,))
-    out._index = <ptrdiff_t *>PyMem_Malloc(max(n, 1) * sizeof(ptrdiff_t))
-    if out._index == NULL:
-        raise MemoryError()
+    out._index = _indices(ids, table.rows, "row {} of a table of {} rows")
     for t in range(n):
-        out._index[t] = ids[t]
-        if not 0 <= out._index[t] < table.rows:
-            raise IndexError(f"row {ids[t]} of a table of {table.rows} rows")
         memcpy(out._data + t * table.cols, table._data + out._index[t] * table.cols,
                table.cols * sizeof(double))
     return out
@@ -600,13 +612,7 @@ def cross_entropy(Tensor logits, targets):
     if n != logits.rows or n == 0:
         raise ValueError(f"cross_entropy: {n} targets for {logits.rows} rows")
     out = _node(1, 1, CROSS_ENTROPY, (logits,))
-    out._index = <ptrdiff_t *>PyMem_Malloc(n * sizeof(ptrdiff_t))
-    if out._index == NULL:
-        raise MemoryError()
-    for t in range(n):
-        out._index[t] = targets[t]
-        if not 0 <= out._index[t] < logits.cols:
-            raise IndexError(f"target {targets[t]} of {logits.cols} classes")
+    out._index = _indices(targets, logits.cols, "target {} of {} classes")
     out._saved = _alloc(logits.rows * logits.cols, False)
     out._saved2 = _alloc(2 * logits.rows, False)
     _check(fused_cross_entropy(logits._data, out._index, out._saved, out._saved2, out._data,
