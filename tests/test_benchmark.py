@@ -177,3 +177,16 @@ def test_value_step_benchmark_runs():
     report = json.loads(result.stdout)
     assert report["speedup"] == pytest.approx(report["pure_python_ms_per_step"]
                                               / report["compiled_ms_per_step"])
+
+
+@pytest.mark.skipif(microgpt.BACKEND != "compiled", reason="all backends need the compiled core")
+def test_backend_all_runs_every_backend():
+    result = harness("--backend", "all", "--quick", "--only", "gpt_forward_10", "random_1m")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["backend"] == "all"
+    assert [(e["name"], e["backend"]) for e in report["benchmarks"]] == [
+        ("gpt_forward_10", "compiled"), ("gpt_forward_10", "fused"), ("gpt_forward_10", "python"),
+        ("random_1m", "compiled"), ("random_1m", "python")]
+    fused = report["benchmarks"][1]
+    assert fused["result"] == report["benchmarks"][0]["result"] and fused["speedup"] > 0

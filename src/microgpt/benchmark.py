@@ -321,7 +321,8 @@ def main(argv=None):
     if args.backend in ("compiled", "fused", "all") and "compiled" not in available:
         parser.error(f"--backend {args.backend} needs the compiled core, "
                      "and MICROGPT_PUREPYTHON=1 turns it off")
-    top = args.backend or ("compiled" if "compiled" in available else "python")
+    top = args.backend if args.backend in available else \
+        "compiled" if "compiled" in available else "python"   # the first column of "all" too
     repeats = 1 if args.quick else args.repeat
 
     def progress(text):
@@ -359,7 +360,7 @@ def main(argv=None):
         "implementation": "microgpt",
         "version": platform.python_version(),
         "microgpt_version": microgpt.__version__,
-        "backend": top,
+        "backend": args.backend or top,
         "timestamp": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine(),
         "benchmarks": entries,
