@@ -18,15 +18,6 @@
 #include "fused.h"
 #include "pyfloat.h"
 
-/* Loops compiled twice on x86-64 Linux, for AVX2 and for any CPU, chosen
-   when the module loads: wider vectors of the same IEEE operations (AVX2
-   alone has no fused multiply-add, and -ffp-contract=off forbids it). */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
-
 /* Hand-vectorized kernels for x86-64 CPUs with AVX2 and FMA, chosen at run
    time; MICROGPT_DISABLE_AVX2=1 in the environment turns them off (the
    tests compare both). They compute the same doubles as the portable code. */
@@ -45,6 +36,16 @@ static int use_avx2(void)
     }
     return answer;
 }
+#endif
+
+/* Loops written once and compiled twice, for AVX2 and for any CPU (the
+   copy chosen as the kernels above are): the compiler vectorizes the same
+   IEEE operations into wider registers (AVX2 alone has no fused
+   multiply-add, and -ffp-contract=off forbids it). */
+#if defined(__GNUC__)
+#define COMPILED_TWICE static inline __attribute__((always_inline))
+#else
+#define COMPILED_TWICE static inline
 #endif
 
 
@@ -211,9 +212,9 @@ void fused_linear(const double *x, const double *w, double *y,
     }
 }
 
-VECTOR_CLONES
-void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
-                                  ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
+COMPILED_TWICE
+void linear_backward_weight(const double *x, const double *dy, double *dw,
+                            ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
 {
     ptrdiff_t t, i, j;
 
@@ -228,10 +229,10 @@ void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
     }
 }
 
-VECTOR_CLONES
-void fused_linear_backward_input(const double *const *w_rows, const double *const *dy_cols,
-                                 ptrdiff_t dy_stride, const ptrdiff_t *order, double *dx,
-                                 ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
+COMPILED_TWICE
+void linear_backward_input(const double *const *w_rows, const double *const *dy_cols,
+                           ptrdiff_t dy_stride, const ptrdiff_t *order, double *dx,
+                           ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
 {
     ptrdiff_t t, k, j;
 
@@ -245,6 +246,49 @@ void fused_linear_backward_input(const double *const *w_rows, const double *cons
                 dxt[j] += wi[j] * g;
         }
     }
+}
+
+#ifdef HAVE_AVX2
+__attribute__((target("avx2")))
+static void linear_backward_weight_avx2(const double *x, const double *dy, double *dw,
+                                        ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
+{
+    linear_backward_weight(x, dy, dw, rows, nin, nout);
+}
+
+__attribute__((target("avx2")))
+static void linear_backward_input_avx2(const double *const *w_rows,
+                                       const double *const *dy_cols, ptrdiff_t dy_stride,
+                                       const ptrdiff_t *order, double *dx, ptrdiff_t rows,
+                                       ptrdiff_t nin, ptrdiff_t nout)
+{
+    linear_backward_input(w_rows, dy_cols, dy_stride, order, dx, rows, nin, nout);
+}
+#endif
+
+void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
+                                  ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
+{
+#ifdef HAVE_AVX2
+    if (use_avx2()) {
+        linear_backward_weight_avx2(x, dy, dw, rows, nin, nout);
+        return;
+    }
+#endif
+    linear_backward_weight(x, dy, dw, rows, nin, nout);
+}
+
+void fused_linear_backward_input(const double *const *w_rows, const double *const *dy_cols,
+                                 ptrdiff_t dy_stride, const ptrdiff_t *order, double *dx,
+                                 ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
+{
+#ifdef HAVE_AVX2
+    if (use_avx2()) {
+        linear_backward_input_avx2(w_rows, dy_cols, dy_stride, order, dx, rows, nin, nout);
+        return;
+    }
+#endif
+    linear_backward_input(w_rows, dy_cols, dy_stride, order, dx, rows, nin, nout);
 }
 
 

@@ -7,9 +7,10 @@ node once, walked in reverse. ``microgpt.engine`` is the same class in pure
 Python and the oracle for this one.
 """
 cimport cython
-from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT
+from libc.string cimport memcpy
 
 from microgpt._pyfloat cimport (PYFLOAT_OK, pyfloat_exp, pyfloat_log, pyfloat_pow,
                                  raise_for)
@@ -17,6 +18,8 @@ from microgpt._pyfloat cimport (PYFLOAT_OK, pyfloat_exp, pyfloat_log, pyfloat_po
 cdef extern from "Python.h":
     PyObject *PyTuple_GET_ITEM(PyObject *p, Py_ssize_t pos)  # borrowed
     Py_ssize_t PyTuple_GET_SIZE(PyObject *p)
+    double PyFloat_AS_DOUBLE(PyObject *p)
+    const Py_ssize_t PY_SSIZE_T_MAX
 
 cdef extern from *:
     """
@@ -30,6 +33,11 @@ cdef extern from *:
 
 cdef enum:
     PREFETCH_DISTANCE = 8   # nodes ahead, in the backward walk
+
+cdef enum:                  # Value._mark: see "Constructing nodes"
+    UNBUILT = 0
+    BUILT = 1
+    PASS_1 = 2
 
 @cython.final
 @cython.freelist(64)
@@ -62,9 +70,13 @@ cdef class Value:
     cdef double _ga                # d(data)/d(_a.data)
     cdef double _gb                # d(data)/d(_b.data)
     cdef tuple _rest               # None, or (children[2:], their local gradients as floats)
-    cdef unsigned long long _mark  # number of the backward pass that last visited this node
+    cdef unsigned long long _mark  # UNBUILT, BUILT, or the last backward pass that visited it
 
     def __init__(self, data, children=(), local_grads=()):
+        if self._mark != UNBUILT:
+            # it may be another node's child by now: new children could make
+            # a reference cycle, which this type, outside the cyclic GC, never frees
+            raise RuntimeError("a Value is built once; __init__ cannot change it")
         if not isinstance(data, (int, float)):
             raise TypeError(f"Value data must be an int or a float, not {type(data).__name__}")
         children = tuple(children)
@@ -74,17 +86,23 @@ cdef class Value:
         for child in children:
             if not isinstance(child, Value):
                 raise TypeError(f"children must be Values, not {type(child).__name__}")
+            if child is self:
+                raise ValueError("a Value cannot be its own child")
         for g in local_grads:
             if not isinstance(g, (int, float)):
                 raise TypeError(f"local gradients must be ints or floats, not {type(g).__name__}")
         n = len(children)
         self.data = data
-        self.grad = 0.0
-        self._a = children[0] if n > 0 else None
         self._ga = local_grads[0] if n > 0 else 0.0
-        self._b = children[1] if n > 1 else None
         self._gb = local_grads[1] if n > 1 else 0.0
-        self._rest = (children[2:], tuple([float(g) for g in local_grads[2:]])) if n > 2 else None
+        rest = (children[2:], tuple([float(g) for g in local_grads[2:]])) if n > 2 else None
+        # from here on nothing can fail: build the node in one go
+        for child in children:
+            _use(<Value>child)
+        self._a = children[0] if n > 0 else None
+        self._b = children[1] if n > 1 else None
+        self._rest = rest
+        self._mark = BUILT
 
     @property
     def _children(self):
@@ -186,25 +204,35 @@ cdef class Value:
         doubles; gradients add up over calls, as in microgpt.py, except this
         Value's own, which is set to 1.
         """
-        cdef Py_ssize_t i, j, n = _build_topo(self)
-        cdef Value v
+        cdef PyObject *nodes[STACK_NODES]
+        cdef Buffer order = Buffer(<void *>&nodes[0], STACK_NODES, False)
+        cdef PyObject **topo
+        cdef PyObject *node
+        cdef Py_ssize_t i, n
         cdef double g
+        try:
+            n = _build_topo(self, &order)
+        except BaseException:
+            _release(&order)
+            raise
+        topo = <PyObject **>order.items
+        # No Python code runs from here on (no allocation, no call), so no
+        # finalizer or other thread can change the graph or the walk halfway.
         self.grad = 1.0
         for i in range(n - 1, -1, -1):
             if i >= PREFETCH_DISTANCE:
                 # the walk jumps around memory; ask for the nodes coming next early
-                prefetch(_topo[i - PREFETCH_DISTANCE])
-            v = <Value>_topo[i]
-            if v._a is None:
-                continue
-            g = v.grad
-            v._a.grad += v._ga * g
-            if v._b is None:
-                continue
-            v._b.grad += v._gb * g
-            if v._rest is not None:
-                for child, local_grad in zip(v._rest[0], v._rest[1]):
-                    (<Value>child).grad += <double>local_grad * g
+                prefetch(topo[i - PREFETCH_DISTANCE])
+            node = topo[i]
+            if (<Value>node)._a is not None:
+                g = (<Value>node).grad
+                (<Value>node)._a.grad += (<Value>node)._ga * g
+                if (<Value>node)._b is not None:
+                    (<Value>node)._b.grad += (<Value>node)._gb * g
+                    if (<Value>node)._rest is not None:
+                        _backward_rest((<Value>node)._rest, g)
+            Py_DECREF(<object>node)     # the reference _build_topo took
+        _release(&order)
 
     def __repr__(self):
         return f"Value(data={self.data}, grad={self.grad})"
@@ -265,6 +293,18 @@ cdef void _free_set_aside() noexcept:
 
 
 # Constructing nodes --------------------------------------------------------
+#
+# A node is built once. Value.__new__ alone makes an UNBUILT node, which
+# __init__ builds; every other node (an operation's result or constant) is
+# BUILT when made, and so is any node once it is another's child. So
+# __init__ only ever changes a node that no other node refers to, and no
+# reference cycle can form. Backward passes, numbered from PASS_1, then mark
+# the nodes they visit (a number that is never UNBUILT or BUILT).
+
+cdef inline void _use(Value child) noexcept:
+    """child becomes another node's child: it can no longer be built."""
+    if child._mark == UNBUILT:
+        child._mark = BUILT
 
 cdef inline bint _is_number(object x):
     return isinstance(x, (float, int))
@@ -273,16 +313,20 @@ cdef inline Value _leaf(double data):
     """A Value without children: a constant, or the start of a node."""
     cdef Value v = Value.__new__(Value)
     v.data = data
+    v._mark = BUILT
     return v
 
 cdef inline Value _unary(double data, Value a, double ga):
     cdef Value v = _leaf(data)
+    _use(a)
     v._a = a
     v._ga = ga
     return v
 
 cdef inline Value _binary(double data, Value a, double ga, Value b, double gb):
     cdef Value v = _leaf(data)
+    _use(a)
+    _use(b)
     v._a = a
     v._ga = ga
     v._b = b
@@ -329,29 +373,45 @@ cdef inline PyObject *_child(PyObject *v, Py_ssize_t i) noexcept:
 #
 # An explicit stack instead of microgpt.py's recursion, visiting the same
 # nodes in the same order, so a graph of any depth works. Visited nodes are
-# marked with the number of the pass instead of being put in a set. The two
-# buffers hold borrowed references (the graph owns the nodes and no Python
-# code runs while they are in use) and are kept between calls.
+# marked with the number of the pass instead of being put in a set. Each call
+# has buffers of its own, and the order holds a reference to every node in
+# it, so nothing another call (a finalizer, another thread) does can pull a
+# node or a buffer from under it.
 
 cdef struct Frame:
     PyObject *node
     Py_ssize_t next_child
     Py_ssize_t nchildren
 
-cdef unsigned long long _pass = 0
-cdef PyObject **_topo = NULL
-cdef Py_ssize_t _topo_size = 0
-cdef Frame *_stack = NULL
-cdef Py_ssize_t _stack_size = 0
+cdef struct Buffer:         # an array that grows, starting in the caller's stack frame
+    void *items
+    Py_ssize_t size         # in items
+    bint on_heap            # items is memory of ours, to free
 
-cdef int _grow(void **buffer, Py_ssize_t *size, size_t item) except -1:
-    cdef Py_ssize_t n = 2 * size[0] if size[0] else 4096
-    cdef void *grown = PyMem_Realloc(buffer[0], n * item)
+cdef enum:
+    STACK_FRAMES = 64       # the depth and the number of nodes a backward pass
+    STACK_NODES = 256       # handles without allocating memory
+
+cdef unsigned long long _pass = PASS_1 - 1     # the number of the last pass
+
+cdef int _grow(Buffer *buffer, size_t item) except -1:
+    cdef Py_ssize_t n = 2 * buffer.size
+    cdef void *grown = NULL
+    if <size_t>n <= (<size_t>PY_SSIZE_T_MAX) // item:
+        if buffer.on_heap:
+            grown = PyMem_Realloc(buffer.items, n * item)
+        else:
+            grown = PyMem_Malloc(n * item)
+            if grown != NULL:
+                memcpy(grown, buffer.items, buffer.size * item)
     if grown == NULL:
         raise MemoryError()
-    buffer[0] = grown
-    size[0] = n
+    buffer.items, buffer.size, buffer.on_heap = grown, n, True
     return 0
+
+cdef inline void _release(Buffer *buffer) noexcept:
+    if buffer.on_heap:
+        PyMem_Free(buffer.items)
 
 cdef inline void _push(Frame *frame, PyObject *node) noexcept:
     frame.node = node
@@ -363,32 +423,51 @@ cdef inline void _push(Frame *frame, PyObject *node) noexcept:
         if frame.nchildren > 1:
             prefetch(_child(node, 1))
 
-cdef Py_ssize_t _build_topo(Value root) except -1:
-    """Fill _topo with the post-order of a depth-first search from root."""
+cdef void _backward_rest(tuple rest, double g) noexcept:
+    """The third and later children of a node: rest is its _rest."""
+    cdef PyObject *children = PyTuple_GET_ITEM(<PyObject *>rest, 0)
+    cdef PyObject *grads = PyTuple_GET_ITEM(<PyObject *>rest, 1)
+    cdef Py_ssize_t j
+    for j in range(PyTuple_GET_SIZE(children)):
+        (<Value>PyTuple_GET_ITEM(children, j)).grad += \
+            PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(grads, j)) * g
+
+cdef Py_ssize_t _build_topo(Value root, Buffer *order) except -1:
+    """Fill order with the post-order of a depth-first search from root,
+    taking a reference to each node; returns their number."""
     global _pass
-    cdef Py_ssize_t ntopo = 0, depth = 1
+    cdef Frame frames[STACK_FRAMES]
+    cdef Buffer stack = Buffer(<void *>&frames[0], STACK_FRAMES, False)
+    cdef Py_ssize_t n = 0, depth = 1
     cdef Frame *top
     cdef PyObject *child
     _pass += 1
-    if _stack_size == 0:
-        _grow(<void **>&_stack, &_stack_size, sizeof(Frame))
     root._mark = _pass
-    _push(&_stack[0], <PyObject *>root)
-    while depth:
-        top = &_stack[depth - 1]
-        if top.next_child < top.nchildren:
-            child = _child(top.node, top.next_child)
-            top.next_child += 1
-            if (<Value>child)._mark != _pass:
-                (<Value>child)._mark = _pass
-                if depth == _stack_size:
-                    _grow(<void **>&_stack, &_stack_size, sizeof(Frame))
-                _push(&_stack[depth], child)
-                depth += 1
-        else:
-            if ntopo == _topo_size:
-                _grow(<void **>&_topo, &_topo_size, sizeof(PyObject *))
-            _topo[ntopo] = top.node
-            ntopo += 1
-            depth -= 1
-    return ntopo
+    _push(&(<Frame *>stack.items)[0], <PyObject *>root)
+    try:
+        while depth:
+            top = &(<Frame *>stack.items)[depth - 1]
+            if top.next_child < top.nchildren:
+                child = _child(top.node, top.next_child)
+                top.next_child += 1
+                if (<Value>child)._mark != _pass:
+                    (<Value>child)._mark = _pass
+                    if depth == stack.size:
+                        _grow(&stack, sizeof(Frame))
+                    _push(&(<Frame *>stack.items)[depth], child)
+                    depth += 1
+            else:
+                if n == order.size:
+                    _grow(order, sizeof(PyObject *))
+                Py_INCREF(<object>top.node)
+                (<PyObject **>order.items)[n] = top.node
+                n += 1
+                depth -= 1
+    except BaseException:
+        while n:
+            n -= 1
+            Py_DECREF(<object>(<PyObject **>order.items)[n])
+        raise
+    finally:
+        _release(&stack)
+    return n

@@ -9,13 +9,26 @@ microgpt.py's scalar Values bit for bit, and so do the gradients: the backward
 passes add them up in the order microgpt.py's backward() does, for models
 built like microgpt.py's GPT (see fused.c). ``Parameters`` keeps every
 parameter in one contiguous array and ``Adam`` updates it in one loop.
+
+Whatever Python code passes in, these give a Python exception or the right
+answer: every object is whole from the moment it exists (made in
+``__cinit__``; ``__init__`` changes nothing), arguments are checked before
+use, sequences are copied once into memory of ours before they are read, and
+every size is checked for overflow before memory is allocated for it.
 """
 cimport cython
+from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from libc.string cimport memcpy
 
 from microgpt._pyfloat cimport PYFLOAT_OK, pyfloat_pow, raise_for
+
+from operator import index as _index
+
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
+    Py_ssize_t PyNumber_AsSsize_t(object o, object exc) except? -1
 
 cdef extern from "fused.h":
     void fused_linear(const double *x, const double *w, double *y,
@@ -78,32 +91,51 @@ cdef inline int _check(int status) except -1:
     return 0 if status == PYFLOAT_OK else raise_for(status)
 
 
-cdef double *_alloc(Py_ssize_t n, bint zero) except NULL:
-    cdef void *p = PyMem_Calloc(max(n, 1), sizeof(double)) if zero else \
-        PyMem_Malloc(max(n, 1) * sizeof(double))
+cdef Py_ssize_t _product(Py_ssize_t a, Py_ssize_t b) except -1:
+    """a * b for sizes a, b >= 0, refused if it does not fit in a Py_ssize_t."""
+    if b and a > PY_SSIZE_T_MAX // b:
+        raise MemoryError(f"{a} x {b} is too large")
+    return a * b
+
+
+cdef void *_alloc_items(Py_ssize_t n, size_t item, bint zero) except NULL:
+    """Memory for n items of item bytes each (at least one item), zeroed or not."""
+    cdef void *p
+    if n < 0 or <size_t>n > <size_t>PY_SSIZE_T_MAX // item:
+        raise MemoryError(f"{n} items of {item} bytes are too large")
+    n = max(n, 1)
+    p = PyMem_Calloc(n, item) if zero else PyMem_Malloc(n * item)
     if p == NULL:
         raise MemoryError()
-    return <double *>p
+    return p
 
 
+cdef inline double *_alloc(Py_ssize_t n, bint zero) except NULL:
+    return <double *>_alloc_items(n, sizeof(double), zero)
+
+
+@cython.auto_pickle(False)
 cdef class _Array:
     """Memory of another object as a buffer of float64, for memoryview and numpy."""
     cdef double *ptr
     cdef int ndim
     cdef Py_ssize_t shape[2]
     cdef Py_ssize_t strides[2]
-    cdef object owner           # keeps ptr alive
+    cdef object owner           # keeps ptr alive; None: made by Python code, no memory
 
     def __getbuffer__(self, Py_buffer *view, int flags):
+        if self.owner is None:
+            raise BufferError("an _Array made outside microgpt views no memory")
         view.buf = self.ptr
         view.obj = self
         view.len = self.shape[0] * (self.shape[1] if self.ndim == 2 else 1) * sizeof(double)
         view.readonly = 0
         view.itemsize = sizeof(double)
-        view.format = b"d"
+        # what the consumer asked for: plain bytes (PyBUF_SIMPLE), or more
+        view.format = <char *>b"d" if flags & PyBUF_FORMAT else NULL
         view.ndim = self.ndim
-        view.shape = self.shape
-        view.strides = self.strides
+        view.shape = self.shape if (flags & PyBUF_ND) == PyBUF_ND else NULL
+        view.strides = self.strides if (flags & PyBUF_STRIDES) == PyBUF_STRIDES else NULL
         view.suboffsets = NULL
         view.internal = NULL
 
@@ -122,8 +154,12 @@ cdef object _view(double *ptr, Py_ssize_t rows, Py_ssize_t cols, object owner, i
     return memoryview(a)
 
 
+cdef object _NODE = object()     # Tensor(_NODE): a node whose operation fills it in
+
+
 @cython.final
 @cython.no_gc       # a DAG: tensors only reference those made before them
+@cython.auto_pickle(False)
 cdef class Tensor:
     """A matrix of float64 in the autograd graph.
 
@@ -131,7 +167,9 @@ cdef class Tensor:
     are writable memoryviews of the values (``numpy.asarray(t.data)`` shares
     them), except that the data of a one-number tensor, such as a loss, is
     that number, as for a Value. ``backward()`` on a one-number tensor sets
-    the gradient of everything it depends on.
+    the gradient of everything it depends on. A tensor's shape and inputs
+    never change: it is made whole by ``Tensor(rows)`` (or by an operation),
+    and ``__init__`` changes nothing.
     """
     cdef double *_data
     cdef double *_grad              # NULL until a backward pass needs it
@@ -154,36 +192,32 @@ cdef class Tensor:
     cdef Py_ssize_t _n_keys         # ATTENTION: key tensors among the inputs
     cdef unsigned long long _mark   # number of the backward pass that last visited it
 
-    def __init__(self, rows):
-        rows = [list(row) for row in rows]
-        if not rows or any(len(row) != len(rows[0]) for row in rows):
-            raise ValueError("a Tensor needs a non-empty list of rows of equal length")
-        self._release()
-        self.rows, self.cols = len(rows), len(rows[0])
-        self._data = _alloc(self.rows * self.cols, False)
-        self._owned = True
-        self._op = LEAF
+    def __cinit__(self, rows):
+        cdef tuple copied
+        cdef Py_ssize_t t, i
         self._inputs = ()
-        for t, row in enumerate(rows):
-            for i, x in enumerate(row):
-                self._data[t * self.cols + i] = x
+        if rows is _NODE:
+            return
+        copied = tuple([tuple(row) for row in rows])    # read once: rows may change under us
+        if not copied or not copied[0] or any([len(row) != len(copied[0]) for row in copied]):
+            raise ValueError("a Tensor needs a non-empty list of non-empty rows of equal length")
+        self.rows, self.cols = len(copied), len(copied[0])
+        self._data = _alloc(_product(self.rows, self.cols), False)
+        self._owned = True
+        for t in range(self.rows):
+            for i in range(self.cols):
+                self._data[t * self.cols + i] = copied[t][i]
 
     def __dealloc__(self):
-        self._release()
-
-    cdef void _release(self) noexcept:
         if self._op == ATTENTION and self._qkv is not None:
             self._qkv.alive = False     # its linears' pointers to each other go stale
         if self._owned:
             PyMem_Free(self._data)
             PyMem_Free(self._grad)
-        self._data = self._grad = NULL
         PyMem_Free(self._saved)
         PyMem_Free(self._saved2)
         PyMem_Free(self._index)
         PyMem_Free(self._order)
-        self._saved = self._saved2 = NULL
-        self._index = self._order = NULL
 
     @property
     def shape(self):
@@ -229,6 +263,9 @@ cdef class Tensor:
             for i in range(n):
                 (<Tensor>topo[i])._ensure_grad()
             self._grad[0] = 1.0
+            # From here on no Python object is made, so no Python code runs
+            # (no garbage collection, no finalizer, no switch to another
+            # thread) that could start a pass of its own halfway through this one.
             for i in range(n - 1, -1, -1):
                 _backward(<Tensor>topo[i])
         finally:
@@ -237,9 +274,9 @@ cdef class Tensor:
 
 cdef Tensor _node(Py_ssize_t rows, Py_ssize_t cols, int op, tuple inputs):
     """A new tensor made by op from inputs, its values not yet computed."""
-    cdef Tensor t = Tensor.__new__(Tensor)
+    cdef Tensor t = Tensor.__new__(Tensor, _NODE)
+    t._data = _alloc(_product(rows, cols), False)
     t.rows, t.cols = rows, cols
-    t._data = _alloc(rows * cols, False)
     t._owned = True
     t._op = op
     t._inputs = inputs
@@ -312,6 +349,7 @@ cdef int _backward(Tensor t) except -1:
     cdef Tensor a, b
     cdef Py_ssize_t i, n
     cdef double *scratch
+    cdef PyObject *linear
     if t._op == LEAF:
         return 0
     a = t._inputs[0]
@@ -328,7 +366,8 @@ cdef int _backward(Tensor t) except -1:
         b = t._inputs[1]
         fused_linear_backward_weight(a._data, t._grad, b._grad, t.rows, a.cols, t.cols)
         if t._qkv is None:
-            _linear_backward_input((t,), t._order, a)
+            linear = <PyObject *>t
+            _linear_backward_input(&linear, 1, t._order, a)
         else:
             t._qkv.backward_input(t, a)
     elif t._op == RMSNORM:
@@ -336,11 +375,11 @@ cdef int _backward(Tensor t) except -1:
     elif t._op == RELU_SQUARED:
         fused_relu_squared_backward(a._data, t._grad, a._grad, t.rows * t.cols)
     elif t._op == SOFTMAX:
-        scratch = _alloc(2 * t.cols, False)
+        scratch = _alloc(_product(2, t.cols), False)
         fused_softmax_backward(a._data, t._scale, t._grad, a._grad, scratch, t.rows, t.cols)
         PyMem_Free(scratch)
     elif t._op == CROSS_ENTROPY:
-        scratch = _alloc(2 * a.cols, False)
+        scratch = _alloc(_product(2, a.cols), False)
         fused_cross_entropy_backward(t._saved, t._saved2, t._index, t._grad[0], a._grad, scratch,
                                      a.rows, a.cols)
         PyMem_Free(scratch)
@@ -349,46 +388,49 @@ cdef int _backward(Tensor t) except -1:
     return 0
 
 
-cdef int _linear_backward_input(tuple linears, const ptrdiff_t *order, Tensor x) except -1:
-    """x's gradient from those of linear layers of x, their outputs side by
-    side, in the given order (default: each row's outputs, last first)."""
-    cdef Py_ssize_t i, k = 0, nout = 0
+cdef int _linear_backward_input(PyObject **linears, int count, const ptrdiff_t *order,
+                                Tensor x) except -1:
+    """x's gradient from those of count linear layers of x, their outputs side
+    by side, in the given order (default: each row's outputs, last first)."""
+    cdef Py_ssize_t i, n, k = 0, nout = 0
+    cdef const double **w_rows = NULL
+    cdef const double **dy_cols = NULL
     cdef Tensor y, w
-    for y in linears:
-        nout += y.cols
-    cdef const double **w_rows = <const double **>PyMem_Malloc(nout * sizeof(double *))
-    cdef const double **dy_cols = <const double **>PyMem_Malloc(nout * sizeof(double *))
-    if w_rows == NULL or dy_cols == NULL:
+    for i in range(count):
+        nout += (<Tensor>linears[i]).cols
+    try:
+        w_rows = <const double **>_alloc_items(nout, sizeof(double *), False)
+        dy_cols = <const double **>_alloc_items(nout, sizeof(double *), False)
+        for i in range(count):
+            y = <Tensor>linears[i]
+            w = y._inputs[1]
+            for n in range(y.cols):
+                w_rows[k] = w._data + n * w.cols
+                dy_cols[k] = y._grad + n
+                k += 1
+        fused_linear_backward_input(w_rows, dy_cols, (<Tensor>linears[0]).cols, order, x._grad,
+                                    x.rows, x.cols, nout)
+    finally:
         PyMem_Free(w_rows)
         PyMem_Free(dy_cols)
-        raise MemoryError()
-    for y in linears:
-        w = y._inputs[1]
-        for i in range(y.cols):
-            w_rows[k] = w._data + i * w.cols
-            dy_cols[k] = y._grad + i
-            k += 1
-    fused_linear_backward_input(w_rows, dy_cols, linears[0].cols, order, x._grad,
-                                x.rows, x.cols, nout)
-    PyMem_Free(w_rows)
-    PyMem_Free(dy_cols)
     return 0
 
 
 cdef int _attention_backward(Tensor t) except -1:
     cdef Tensor q = t._inputs[0]
-    cdef Py_ssize_t n = t._first + t.rows
+    cdef Py_ssize_t n = t._first + t.rows, keys_end = 1 + t._n_keys
+    cdef Py_ssize_t values_end = len(t._inputs)
     cdef const double **k = NULL
     cdef const double **v = NULL
     cdef double **dk = NULL
     cdef double **dv = NULL
     cdef double *scratch = NULL
     try:
-        k = <const double **>_rows(t._inputs[1:1 + t._n_keys], n, False)
-        v = <const double **>_rows(t._inputs[1 + t._n_keys:], n, False)
-        dk = _rows(t._inputs[1:1 + t._n_keys], n, True)
-        dv = _rows(t._inputs[1 + t._n_keys:], n, True)
-        scratch = _alloc(2 * n, False)
+        k = <const double **>_rows(t._inputs, 1, keys_end, n, False)
+        v = <const double **>_rows(t._inputs, keys_end, values_end, n, False)
+        dk = _rows(t._inputs, 1, keys_end, n, True)
+        dv = _rows(t._inputs, keys_end, values_end, n, True)
+        scratch = _alloc(_product(2, n), False)
         fused_attention_backward(q._data, k, v, t._saved, t._saved2, t._grad, q._grad, dk, dv,
                                  scratch, t.rows, t._first, t.cols, t._n_head, t._scale)
     finally:
@@ -400,22 +442,24 @@ cdef int _attention_backward(Tensor t) except -1:
     return 0
 
 
-cdef double **_rows(tuple tensors, Py_ssize_t n, bint grad) except NULL:
-    """Pointers to the n rows of the tensors, in order: their data, or their grad."""
-    cdef double **rows = <double **>PyMem_Malloc(max(n, 1) * sizeof(double *))
-    cdef Py_ssize_t i, r = 0
+cdef double **_rows(tuple tensors, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t n,
+                    bint grad) except NULL:
+    """Pointers to the n rows of tensors[start:stop], in order: to their data,
+    or to their gradients."""
+    cdef double **rows = <double **>_alloc_items(n, sizeof(double *), False)
+    cdef Py_ssize_t i, j, r = 0
     cdef Tensor t
-    if rows == NULL:
-        raise MemoryError()
-    for t in tensors:
-        for i in range(t.rows):
-            rows[r] = (t._grad if grad else t._data) + i * t.cols
+    for i in range(start, stop):
+        t = tensors[i]
+        for j in range(t.rows):
+            rows[r] = (t._grad if grad else t._data) + j * t.cols
             r += 1
     return rows
 
 
 @cython.final
 @cython.no_gc
+@cython.auto_pickle(False)
 cdef class _QKV:
     """The query, key and value linear layers of one attention call, all of
     the same input. microgpt.py's search finishes their outputs interleaved
@@ -435,9 +479,10 @@ cdef class _QKV:
         PyMem_Free(self.order)
 
     cdef int backward_input(self, Tensor y, Tensor x) except -1:
-        cdef int i
+        cdef PyObject *single = <PyObject *>y
+        cdef int i, reached = 0
         if not self.alive:          # the graph is gone: no order left to keep
-            return _linear_backward_input((y,), y._order, x)
+            return _linear_backward_input(&single, 1, y._order, x)
         if self.backward_pass != _pass:
             self.backward_pass = _pass
             self.waiting = 0
@@ -445,33 +490,33 @@ cdef class _QKV:
                 self.waiting += (<Tensor>self.linears[i])._mark == _pass
         self.waiting -= 1
         if self.waiting == 0:
-            if all([(<Tensor>self.linears[i])._mark == _pass for i in range(3)]):
-                _linear_backward_input((<Tensor>self.linears[0], <Tensor>self.linears[1],
-                                        <Tensor>self.linears[2]), self.order, x)
+            for i in range(3):
+                reached += (<Tensor>self.linears[i])._mark == _pass
+            if reached == 3:
+                _linear_backward_input(self.linears, 3, self.order, x)
             else:                   # part of the graph only: no order to keep
                 for i in range(3):
                     if (<Tensor>self.linears[i])._mark == _pass:
-                        _linear_backward_input((<Tensor>self.linears[i],), NULL, x)
+                        _linear_backward_input(&self.linears[i], 1, NULL, x)
         return 0
 
 
 cdef _group_qkv(Tensor attn, Tensor q, Tensor k, Tensor v):
-    """Mark q, k and v as one _QKV, owned by attn, if they are linear layers
-    of one input."""
+    """Mark q, k and v as one _QKV, owned by attn, if they are three linear
+    layers of one input."""
     cdef _QKV group
-    cdef Py_ssize_t r, i, n = 3 * q.cols
+    cdef Py_ssize_t r, i, n = _product(3, q.cols)
     cdef ptrdiff_t *visit
     cdef Tensor y
+    if q is k or k is v or q is v:
+        return
     for y in (q, k, v):
         if y._op != LINEAR or y._qkv is not None or y._inputs[0] is not q._inputs[0] or \
                 y.cols != q.cols or y.rows != q.rows:
             return
     group = _QKV.__new__(_QKV)
-    group.order = <ptrdiff_t *>PyMem_Malloc(q.rows * n * sizeof(ptrdiff_t))
-    visit = <ptrdiff_t *>PyMem_Malloc(n * sizeof(ptrdiff_t))
-    if group.order == NULL or visit == NULL:
-        PyMem_Free(visit)
-        raise MemoryError()
+    group.order = <ptrdiff_t *>_alloc_items(_product(q.rows, n), sizeof(ptrdiff_t), False)
+    visit = <ptrdiff_t *>_alloc_items(n, sizeof(ptrdiff_t), False)
     for r in range(q.rows):
         fused_attention_visit_order(attn._first + r, q.cols, attn._n_head, visit)
         for i in range(n):                  # gradients come back in reverse
@@ -482,15 +527,14 @@ cdef _group_qkv(Tensor attn, Tensor q, Tensor k, Tensor v):
     q._qkv = k._qkv = v._qkv = attn._qkv = group
 
 
-cdef ptrdiff_t *_indices(values, Py_ssize_t limit, str message) except NULL:
-    """The ints values as a new C array, each checked to be in range(limit)."""
+cdef ptrdiff_t *_indices(tuple values, Py_ssize_t limit, str message) except NULL:
+    """The ints values (each taken by __index__, as a list index is) as a new
+    C array, each checked to be in range(limit)."""
     cdef Py_ssize_t i, n = len(values)
-    cdef ptrdiff_t *index = <ptrdiff_t *>PyMem_Malloc(max(n, 1) * sizeof(ptrdiff_t))
-    if index == NULL:
-        raise MemoryError()
+    cdef ptrdiff_t *index = <ptrdiff_t *>_alloc_items(n, sizeof(ptrdiff_t), False)
     try:
         for i in range(n):
-            index[i] = values[i]
+            index[i] = PyNumber_AsSsize_t(values[i], IndexError)
             if not 0 <= index[i] < limit:
                 raise IndexError(message.format(values[i], limit))
     except BaseException:
@@ -500,19 +544,25 @@ cdef ptrdiff_t *_indices(values, Py_ssize_t limit, str message) except NULL:
 
 
 # The operations ------------------------------------------------------------
+#
+# Each checks its arguments and copies any sequence it is given (a tuple of
+# it, read once) before it reads a number: what it computes cannot change
+# under it.
 
-def embedding(Tensor table, ids):
-    """The rows ids of table: [table[i] for i in ids]."""
-    cdef Py_ssize_t t, n = len(ids)
+def embedding(Tensor table not None, ids):
+    """The rows ids of table: [table[i] for i in ids], each id an int in
+    range(table.rows)."""
+    cdef tuple copied = tuple(ids)
+    cdef Py_ssize_t t, n = len(copied)
     cdef Tensor out = _node(n, table.cols, EMBEDDING, (table,))
-    out._index = _indices(ids, table.rows, "row {} of a table of {} rows")
+    out._index = _indices(copied, table.rows, "row {} of a table of {} rows")
     for t in range(n):
         memcpy(out._data + t * table.cols, table._data + out._index[t] * table.cols,
                table.cols * sizeof(double))
     return out
 
 
-def add(Tensor a, Tensor b):
+def add(Tensor a not None, Tensor b not None):
     """a + b, element by element: [x + y for x, y in zip(a, b)] for each row."""
     cdef Py_ssize_t i
     cdef Tensor out
@@ -524,7 +574,7 @@ def add(Tensor a, Tensor b):
     return out
 
 
-def linear(Tensor x, Tensor w):
+def linear(Tensor x not None, Tensor w not None):
     """microgpt.py's linear(x, w) for each row of x: w is (nout, nin), x (rows, nin)."""
     cdef Tensor out
     if x.cols != w.cols:
@@ -534,7 +584,7 @@ def linear(Tensor x, Tensor w):
     return out
 
 
-def rmsnorm(Tensor x):
+def rmsnorm(Tensor x not None):
     """microgpt.py's rmsnorm(x) for each row of x."""
     cdef Tensor out = _node(x.rows, x.cols, RMSNORM, (x,))
     out._saved = _alloc(x.rows, False)
@@ -543,14 +593,14 @@ def rmsnorm(Tensor x):
     return out
 
 
-def relu_squared(Tensor x):
+def relu_squared(Tensor x not None):
     """[xi.relu() ** 2 for xi in x], element by element."""
     cdef Tensor out = _node(x.rows, x.cols, RELU_SQUARED, (x,))
     _check(fused_relu_squared(x._data, out._data, x.rows * x.cols))
     return out
 
 
-def softmax(Tensor x, temperature=1.0):
+def softmax(Tensor x not None, double temperature=1.0):
     """microgpt.py's softmax of each row of x, divided by temperature first
     (as [l / temperature for l in logits]: times temperature ** -1)."""
     cdef Tensor out = _node(x.rows, x.cols, SOFTMAX, (x,))
@@ -559,7 +609,7 @@ def softmax(Tensor x, temperature=1.0):
     return out
 
 
-def attention(Tensor q, keys, values, Py_ssize_t n_head):
+def attention(Tensor q not None, keys, values, Py_ssize_t n_head):
     """Causal self-attention of the rows of q over a KV cache.
 
     keys and values are lists of tensors, microgpt.py's keys[li] and
@@ -567,54 +617,64 @@ def attention(Tensor q, keys, values, Py_ssize_t n_head):
     last positions of the cache. Each head of each row attends to its
     position and those before it, as in microgpt.py's loop over heads.
     """
-    cdef Py_ssize_t n = 0, n_values = 0, head_dim
+    cdef Py_ssize_t n = 0, n_values = 0, head_dim, n_keys, i
+    cdef tuple inputs = (q,) + tuple(keys)
     cdef Tensor out, t
     cdef double root
-    cdef int status
-    cdef const double **k
-    cdef const double **v
-    keys, values = tuple(keys), tuple(values)
-    for t in keys + values:
+    cdef int status = PYFLOAT_OK
+    cdef const double **k = NULL
+    cdef const double **v = NULL
+    n_keys = len(inputs) - 1
+    inputs += tuple(values)
+    for i in range(1, len(inputs)):
+        if not isinstance(inputs[i], Tensor):
+            raise TypeError(f"attention: keys and values must be Tensors, "
+                            f"not {type(inputs[i]).__name__}")
+        t = inputs[i]
         if t.cols != q.cols:
             raise ValueError(f"attention: keys and values of {t.cols} values, queries of {q.cols}")
-    for t in keys:
-        n += t.rows
-    for t in values:
-        n_values += t.rows
+        if i <= n_keys:
+            n += t.rows
+        else:
+            n_values += t.rows
     if n != n_values or n < q.rows:
         raise ValueError(f"attention: {n} keys and {n_values} values for {q.rows} queries")
     if n_head <= 0 or q.cols % n_head:
         raise ValueError(f"attention: {q.cols} values do not split into {n_head} heads")
     head_dim = q.cols // n_head
-    out = _node(q.rows, q.cols, ATTENTION, (q,) + keys + values)
-    out._first, out._n_head, out._n_keys = n - q.rows, n_head, len(keys)
+    out = _node(q.rows, q.cols, ATTENTION, inputs)
+    out._first, out._n_head, out._n_keys = n - q.rows, n_head, n_keys
     _check(pyfloat_pow(head_dim, 0.5, &root))            # head_dim**0.5
     _check(pyfloat_pow(root, -1.0, &out._scale))         # / x is * x**-1
-    out._saved = _alloc(q.rows * n_head * n, False)
-    out._saved2 = _alloc(2 * q.rows * n_head, False)
-    k = <const double **>_rows(keys, n, False)
-    v = <const double **>_rows(values, n, False)
-    status = fused_attention(q._data, k, v, out._data, out._saved, out._saved2, q.rows,
-                             out._first, q.cols, n_head, out._scale)
-    PyMem_Free(k)
-    PyMem_Free(v)
+    out._saved = _alloc(_product(_product(q.rows, n_head), n), False)
+    out._saved2 = _alloc(_product(_product(2, q.rows), n_head), False)
+    try:
+        k = <const double **>_rows(inputs, 1, 1 + n_keys, n, False)
+        v = <const double **>_rows(inputs, 1 + n_keys, len(inputs), n, False)
+        status = fused_attention(q._data, k, v, out._data, out._saved, out._saved2, q.rows,
+                                 out._first, q.cols, n_head, out._scale)
+    finally:
+        PyMem_Free(k)
+        PyMem_Free(v)
     _check(status)
-    if keys and values:
-        _group_qkv(out, q, keys[len(keys) - 1], values[len(values) - 1])
+    if n_keys and len(inputs) > 1 + n_keys:
+        _group_qkv(out, q, inputs[n_keys], inputs[len(inputs) - 1])
     return out
 
 
-def cross_entropy(Tensor logits, targets):
+def cross_entropy(Tensor logits not None, targets):
     """The mean over rows of -log(softmax(logits[t])[targets[t]]), as
-    microgpt.py's (1 / n) * sum(losses): a one-number tensor."""
-    cdef Py_ssize_t t, n = len(targets)
+    microgpt.py's (1 / n) * sum(losses): a one-number tensor. Each target is
+    an int in range(logits.cols)."""
+    cdef tuple copied = tuple(targets)
+    cdef Py_ssize_t n = len(copied)
     cdef Tensor out
     if n != logits.rows or n == 0:
         raise ValueError(f"cross_entropy: {n} targets for {logits.rows} rows")
     out = _node(1, 1, CROSS_ENTROPY, (logits,))
-    out._index = _indices(targets, logits.cols, "target {} of {} classes")
-    out._saved = _alloc(logits.rows * logits.cols, False)
-    out._saved2 = _alloc(2 * logits.rows, False)
+    out._index = _indices(copied, logits.cols, "target {} of {} classes")
+    out._saved = _alloc(_product(logits.rows, logits.cols), False)
+    out._saved2 = _alloc(_product(2, logits.rows), False)
     _check(fused_cross_entropy(logits._data, out._index, out._saved, out._saved2, out._data,
                                logits.rows, logits.cols))
     if logits._op == LINEAR and logits._order == NULL:
@@ -626,13 +686,14 @@ cdef ptrdiff_t *_reversed_visit_order(const ptrdiff_t *targets, Py_ssize_t rows,
                                       Py_ssize_t n) except NULL:
     """The order the logits' gradients reach the linear layer's input: the
     reverse of the order in which the loss reaches the logits."""
-    cdef ptrdiff_t *visit = <ptrdiff_t *>PyMem_Malloc(rows * n * sizeof(ptrdiff_t))
-    cdef ptrdiff_t *order = <ptrdiff_t *>PyMem_Malloc(rows * n * sizeof(ptrdiff_t))
-    cdef Py_ssize_t t, i
-    if visit == NULL or order == NULL:
+    cdef Py_ssize_t size = _product(rows, n), t, i
+    cdef ptrdiff_t *visit = <ptrdiff_t *>_alloc_items(size, sizeof(ptrdiff_t), False)
+    cdef ptrdiff_t *order
+    try:
+        order = <ptrdiff_t *>_alloc_items(size, sizeof(ptrdiff_t), False)
+    except BaseException:
         PyMem_Free(visit)
-        PyMem_Free(order)
-        raise MemoryError()
+        raise
     fused_cross_entropy_visit_order(targets, rows, n, visit)
     for t in range(rows):
         for i in range(n):
@@ -644,6 +705,7 @@ cdef ptrdiff_t *_reversed_visit_order(const ptrdiff_t *targets, Py_ssize_t rows,
 # Parameters and Adam ----------------------------------------------------------
 
 @cython.final
+@cython.auto_pickle(False)
 cdef class _Storage:
     """n doubles of data and n of gradients, zeroed; the memory of Parameters."""
     cdef double *data
@@ -656,6 +718,7 @@ cdef class _Storage:
 
 
 @cython.final
+@cython.auto_pickle(False)
 cdef class Parameters:
     """Named parameter matrices in one contiguous float64 array.
 
@@ -668,27 +731,33 @@ cdef class Parameters:
     cdef readonly dict state_dict
     cdef readonly Py_ssize_t size
 
-    def __init__(self, shapes):
-        cdef Py_ssize_t offset = 0, rows, cols
+    def __cinit__(self, shapes):
+        cdef Py_ssize_t offset = 0, total = 0, rows, cols, count
+        cdef list layout = []
         cdef Tensor view
-        shapes = {name: (int(rows), int(cols)) for name, (rows, cols) in dict(shapes).items()}
-        self.size = sum([rows * cols for rows, cols in shapes.values()])
-        self._storage = _Storage.__new__(_Storage)
-        self._storage.size = self.size
-        self._storage.data = _alloc(self.size, True)
-        self._storage.grad = _alloc(self.size, True)
-        self.state_dict = {}
-        for name, (rows, cols) in shapes.items():
+        for name, shape in dict(shapes).items():
+            if not isinstance(name, str):
+                raise TypeError(f"parameter names must be strings, not {type(name).__name__}")
+            rows, cols = [_index(n) for n in shape]
             if rows <= 0 or cols <= 0:
                 raise ValueError(f"{name}: a matrix of {rows} x {cols}")
-            view = Tensor.__new__(Tensor)
+            count = _product(rows, cols)
+            if total > PY_SSIZE_T_MAX - count:
+                raise MemoryError(f"{total} + {count} parameters are too many")
+            total += count
+            layout.append((name, rows, cols))
+        self._storage = _Storage.__new__(_Storage)
+        self._storage.data = _alloc(total, True)
+        self._storage.grad = _alloc(total, True)
+        self._storage.size = self.size = total
+        self.state_dict = {}
+        for name, rows, cols in layout:
+            view = Tensor.__new__(Tensor, _NODE)
             view.rows, view.cols = rows, cols
             view._data = self._storage.data + offset
             view._grad = self._storage.grad + offset
-            view._owned = False
             view._base = self._storage
             view._op = LEAF
-            view._inputs = ()
             self.state_dict[name] = view
             offset += rows * cols
 
@@ -704,6 +773,7 @@ cdef class Parameters:
 
 
 @cython.final
+@cython.auto_pickle(False)
 cdef class Adam:
     """microgpt.py's Adam over Parameters, as one loop (csrc/fused.c)."""
     cdef _Storage _storage
@@ -711,21 +781,19 @@ cdef class Adam:
     cdef double *_v                 # second moment buffer
     cdef readonly double learning_rate, beta1, beta2, eps_adam
 
-    def __init__(self, Parameters parameters, learning_rate=1e-2, beta1=0.9, beta2=0.95,
-                 eps_adam=1e-8):
-        self._storage = parameters._storage
-        PyMem_Free(self._m)
-        PyMem_Free(self._v)
-        self._m = _alloc(self._storage.size, True)
-        self._v = _alloc(self._storage.size, True)
+    def __cinit__(self, Parameters parameters not None, double learning_rate=1e-2,
+                  double beta1=0.9, double beta2=0.95, double eps_adam=1e-8):
         self.learning_rate, self.beta1, self.beta2, self.eps_adam = \
             learning_rate, beta1, beta2, eps_adam
+        self._storage = parameters._storage
+        self._m = _alloc(self._storage.size, True)
+        self._v = _alloc(self._storage.size, True)
 
     def __dealloc__(self):
         PyMem_Free(self._m)
         PyMem_Free(self._v)
 
-    def step(self, step, lr_t):
+    def step(self, step, double lr_t):
         """Update every parameter from its gradient at step `step` (from 0),
         with learning rate lr_t, and zero the gradients."""
         cdef double power1, power2
