@@ -259,6 +259,20 @@ def test_special_floats_follow_python(engine):
         assert bits((engine(x) ** e).data) == bits(float(x) ** e)
 
 
+@pytest.mark.parametrize("x", [0.0, -0.0, 5e-324, -5e-324])
+def test_relu_local_gradient_at_zero(x):
+    """relu's local gradient is float(data > 0): 0.0 at 0.0 and -0.0, as in
+    microgpt.py; both engines, through a backward pass."""
+    results = []
+    for engine in BACKENDS:
+        a = engine(x)
+        y = a.relu() * 3.0
+        y.backward()
+        results.append((bits(y.data), bits(a.grad), [bits(g) for g in y._children[0]._local_grads]))
+    assert results[0] == results[1]
+    assert results[0][1] == ("0x1.8000000000000p+1" if x > 0 else "0x0.0p+0")
+
+
 # -- depth -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("engine", BACKENDS)
