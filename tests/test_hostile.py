@@ -455,3 +455,61 @@ def test_fused_training_in_two_threads_is_right():
     finally:
         sys.setswitchinterval(interval)
     assert len(results) == 40 and all(results)
+
+
+# -- code that runs while an object is being made -------------------------------------
+
+def test_a_value_built_or_used_by_its_own_arguments_is_refused():
+    a = Value.__new__(Value)
+    made = []
+
+    def children():                     # uses a before a is built: a cycle in the making
+        made.append(a + 1.0)
+        yield made[0]
+
+    with pytest.raises(RuntimeError):
+        a.__init__(2.0, children(), (1.0,))
+    assert a.data == 0.0 and a._children == ()
+
+    b = Value.__new__(Value)
+
+    class Sneaky(float):
+        def __float__(self):            # builds b first, from inside b's own build
+            b.__init__(7.0)
+            return 0.25
+
+    with pytest.raises(RuntimeError):
+        b.__init__(3.0, (Value(1.0), Value(1.0), Value(1.0)), (1.0, 1.0, Sneaky(0.5)))
+    assert b.data == 7.0 and b._children == ()
+
+
+def test_parameters_and_adam_reached_while_being_made():
+    """Their arguments' conversions run Python code, which can find the
+    half-made object through the garbage collector: it refuses to be used."""
+    reached = []
+
+    def poke():
+        for obj in gc.get_objects():
+            if type(obj) in (Parameters, Adam):
+                for use in (lambda: obj.data, lambda: obj.grad, lambda: obj.step(0, 0.1),
+                            lambda: Adam(obj)):
+                    try:
+                        use()
+                    except (RuntimeError, AttributeError, TypeError) as exc:
+                        reached.append(type(exc))
+
+    class Rows:
+        def __index__(self):
+            poke()
+            return 2
+
+    class Rate:
+        def __float__(self):
+            poke()
+            return 0.5
+
+    params = Parameters({'w': (Rows(), 3)})
+    assert params.size == 6 and reached.count(RuntimeError) == 3     # data, grad, Adam(obj)
+    reached.clear()
+    opt = Adam(params, Rate())
+    assert opt.learning_rate == 0.5 and reached.count(RuntimeError) == 1   # step

@@ -73,6 +73,7 @@ cdef class Value:
     cdef unsigned long long _mark  # UNBUILT, BUILT, or the last backward pass that visited it
 
     def __init__(self, data, children=(), local_grads=()):
+        cdef double value, ga, gb
         if self._mark != UNBUILT:
             # it may be another node's child by now: new children could make
             # a reference cycle, which this type, outside the cyclic GC, never frees
@@ -92,13 +93,16 @@ cdef class Value:
             if not isinstance(g, (int, float)):
                 raise TypeError(f"local gradients must be ints or floats, not {type(g).__name__}")
         n = len(children)
-        self.data = data
-        self._ga = local_grads[0] if n > 0 else 0.0
-        self._gb = local_grads[1] if n > 1 else 0.0
+        value = data
+        ga = local_grads[0] if n > 0 else 0.0
+        gb = local_grads[1] if n > 1 else 0.0
         rest = (children[2:], tuple([float(g) for g in local_grads[2:]])) if n > 2 else None
-        # from here on nothing can fail: build the node in one go
+        if self._mark != UNBUILT:   # the code just run (iterators, __float__) built or used it
+            raise RuntimeError("a Value is built once; __init__ cannot change it")
+        # from here on nothing runs but this: build the node in one go
         for child in children:
             _use(<Value>child)
+        self.data, self._ga, self._gb = value, ga, gb
         self._a = children[0] if n > 0 else None
         self._b = children[1] if n > 1 else None
         self._rest = rest

@@ -764,12 +764,20 @@ cdef class Parameters:
     @property
     def data(self):
         """Every parameter, in order, as a 1-D memoryview."""
-        return _view(self._storage.data, self.size, 1, self._storage, 1)
+        return _view(_storage_of(self._storage).data, self.size, 1, self._storage, 1)
 
     @property
     def grad(self):
         """Every parameter's gradient, in order, as a 1-D memoryview."""
-        return _view(self._storage.grad, self.size, 1, self._storage, 1)
+        return _view(_storage_of(self._storage).grad, self.size, 1, self._storage, 1)
+
+
+cdef inline _Storage _storage_of(_Storage storage):
+    """storage; None while Parameters is being made (code run by its
+    arguments' conversions can reach it through the garbage collector)."""
+    if storage is None:
+        raise RuntimeError("these Parameters are still being made")
+    return storage
 
 
 @cython.final
@@ -785,7 +793,7 @@ cdef class Adam:
                   double beta1=0.9, double beta2=0.95, double eps_adam=1e-8):
         self.learning_rate, self.beta1, self.beta2, self.eps_adam = \
             learning_rate, beta1, beta2, eps_adam
-        self._storage = parameters._storage
+        self._storage = _storage_of(parameters._storage)
         self._m = _alloc(self._storage.size, True)
         self._v = _alloc(self._storage.size, True)
 
@@ -797,6 +805,7 @@ cdef class Adam:
         """Update every parameter from its gradient at step `step` (from 0),
         with learning rate lr_t, and zero the gradients."""
         cdef double power1, power2
+        _storage_of(self._storage)
         _check(pyfloat_pow(self.beta1, step + 1, &power1))     # beta1 ** (step + 1)
         _check(pyfloat_pow(self.beta2, step + 1, &power2))
         fused_adam(self._storage.data, self._storage.grad, self._m, self._v,

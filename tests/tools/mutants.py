@@ -1,0 +1,255 @@
+"""Mutation testing: does the test suite notice a realistic mistake?
+
+Each mutant below is one small change of the kind that breaks exactness
+without breaking anything loudly -- a sum reassociated, a loop run the other
+way, a pow() replaced by a product, a comparison loosened, a reset left out.
+For each, the tool copies the project, applies the change, rebuilds what it
+touches, and runs the test suite (stopping at the first failure). A mutant
+is killed when the suite fails (or crashes, or hangs); one that survives
+marks a missing test. Mutants known to compute the same results (equivalent)
+are listed with the reason and left out of the rate.
+
+    python tests/tools/mutants.py                 # all mutants, then the kill rate
+    python tests/tools/mutants.py --list
+    python tests/tools/mutants.py --only adam_bias1 relu_at_zero
+    python tests/tools/mutants.py --root ../old-checkout --tests tests
+
+It needs what building needs in the running environment (Cython 3,
+setuptools >= 77, numpy, pytest, hypothesis) and the shared data
+($MICROGPT_SHARED_DIR, or ../shared next to the project). A full run takes
+about half an hour on two cores.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# (name, file, original text, mutated text, what it gets wrong)
+MUTANTS = [
+    # csrc/fused.c: the fused kernels
+    ("softmax_backward_reassociated", "csrc/fused.c",
+     "dx[t * n + i] += scale * (e[i] * de[i]);", "dx[t * n + i] += (scale * e[i]) * de[i];",
+     "softmax's gradient through exp and the temperature, reassociated"),
+    ("softmax_total_gradient_forward", "csrc/fused.c",
+     "for (i = n - 1; i >= 0; i--)\n        dtotal +=", "for (i = 0; i < n; i++)\n        dtotal +=",
+     "the softmax total's gradient summed first to last"),
+    ("linear_portable_sum_reversed", "csrc/fused.c",
+     "for (j = 0; j < nin; j++)\n                a = a + wi[j] * xt[j];",
+     "for (j = nin - 1; j >= 0; j--)\n                a = a + wi[j] * xt[j];",
+     "a dot product of the portable linear kernel summed backwards"),
+    ("linear_weight_gradient_forward", "csrc/fused.c",
+     "for (t = rows - 1; t >= 0; t--) {   /* the last position first */",
+     "for (t = 0; t < rows; t++) {   /* the last position first */",
+     "a weight's gradient added from the first position"),
+    ("linear_input_gradient_order", "csrc/fused.c",
+     "order ? order[t * nout + k] : nout - 1 - k;", "order ? order[t * nout + k] : k;",
+     "an input's gradient added first output first"),
+    ("rmsnorm_divides", "csrc/fused.c",
+     "ms = ms * inverse_n;", "ms = ms / (double)n;",
+     "rmsnorm's mean as a division instead of times len(x) ** -1"),
+    ("rmsnorm_backward_reassociated", "csrc/fused.c",
+     "dsum = inverse_n * ((-0.5 * power) * dscale);", "dsum = (inverse_n * (-0.5 * power)) * dscale;",
+     "rmsnorm's gradient reassociated"),
+    ("relu_squared_backward_reassociated", "csrc/fused.c",
+     "dx[i] += (2.0 * x[i]) * dy[i];", "dx[i] += 2.0 * (x[i] * dy[i]);",
+     "relu ** 2's gradient reassociated"),
+    ("attention_weights_reassociated", "csrc/fused.c",
+     "sum = sum + (e[s] * *inverse) * v[s][hs + j];", "sum = sum + e[s] * (*inverse * v[s][hs + j]);",
+     "attention's weighted sum reassociated"),
+    ("attention_backward_keys_forward", "csrc/fused.c",
+     "for (s = n - 1; s >= 0; s--) {\n                const double dlogit",
+     "for (s = 0; s < n; s++) {\n                const double dlogit",
+     "queries' gradients added first key first"),
+    ("attention_visit_order_position_0", "csrc/fused.c",
+     "if (p == 0) {", "if (p == -1) {",
+     "position 0's queries and keys finished like the others'"),
+    ("cross_entropy_divides", "csrc/fused.c",
+     "*loss = (1.0 / (double)rows) * total;", "*loss = total / (double)rows;",
+     "the mean loss as a division instead of (1 / n) * sum"),
+    ("cross_entropy_backward_reassociated", "csrc/fused.c",
+     "(1.0 / (e[targets[t]] * inverse)) * (-1.0 * dloss_t)",
+     "-1.0 * dloss_t / (e[targets[t]] * inverse)",
+     "the loss's gradient reaching the target probability, reassociated"),
+    ("cross_entropy_visit_order_natural", "csrc/fused.c",
+     "order[t * n + k++] = targets[t];\n        for (i = 0; i < n; i++)\n            if (i != targets[t])",
+     "for (i = 0; i < n; i++)\n            if (1)",
+     "the logits finished in their own order, not the target's first"),
+    ("adam_bias1", "csrc/fused.c",
+     "m_hat = m[i] / bias1;", "m_hat = m[i] * (1.0 / bias1);",
+     "the portable Adam's m_hat times an inverse"),
+    ("adam_vector_bias1", "csrc/fused.c",
+     "m_hat = _mm256_div_pd(mi, d1);", "m_hat = _mm256_mul_pd(mi, _mm256_div_pd(_mm256_set1_pd(1.0), d1));",
+     "the vector Adam's m_hat times an inverse"),
+    ("adam_vector_square_without_pow", "csrc/fused.c",
+     "square = pow_lanes(gi, square, _mm256_movemask_pd(ok), 2.0);", "(void)0;",
+     "the vector Adam's p.grad ** 2 as a product, never pow"),
+    # csrc/pyfloat.h: Python's float semantics
+    ("square_without_pow", "csrc/pyfloat.h",
+     "    pyfloat_pow(x, 2.0, &r);\n    return r;", "    (void)r;\n    return p;",
+     "x ** 2 as x * x, always"),
+    ("root_without_pow", "csrc/pyfloat.h",
+     "    pyfloat_pow(x, 0.5, &r);\n    return r;", "    (void)r;\n    return c;",
+     "x ** 0.5 as sqrt(x), always"),
+    ("pow_negative_zero", "csrc/pyfloat.h",
+     "*out = pyfloat_is_odd_integer(y) ? x : 0.0;", "*out = 0.0;",
+     "(-0.0) ** odd loses its sign"),
+    # src/microgpt/_engine.pyx: the compiled Value
+    ("relu_at_zero", "src/microgpt/_engine.pyx",
+     "1.0 if self.data > 0 else 0.0)", "1.0 if self.data >= 0 else 0.0)",
+     "relu's local gradient 1 at zero"),
+    ("topological_order_second_child_first", "src/microgpt/_engine.pyx",
+     "child = _child(top.node, top.next_child)",
+     "child = _child(top.node, top.nchildren - 1 - top.next_child)",
+     "the search visits children last first"),
+    ("division_by_a_number_as_one_over", "src/microgpt/_engine.pyx",
+     "status = pyfloat_pow(other, -1.0, &inverse)", "inverse = 1.0 / other; status = PYFLOAT_OK",
+     "x / c as x * (1 / c) instead of x * c ** -1"),
+    # the Python layer
+    ("scalar_rmsnorm_root", "src/microgpt/model.py",
+     "scale = (ms + 1e-5) ** -0.5", "scale = 1 / (ms + 1e-5) ** 0.5",
+     "the scalar rmsnorm's scale as one over a root"),
+    ("cosine_schedule_reassociated", "src/microgpt/train.py",
+     "math.cos(math.pi * step / num_steps)", "math.cos(step / num_steps * math.pi)",
+     "the learning rate's cosine of a reassociated product"),
+    ("scalar_adam_reassociated", "src/microgpt/train.py",
+     "p.data -= lr_t * m_hat / (v_hat ** 0.5 + eps_adam)", "p.data -= lr_t * (m_hat / (v_hat ** 0.5 + eps_adam))",
+     "the scalar Adam's update reassociated"),
+    ("scalar_temperature_as_product", "src/microgpt/model.py",
+     "probs = softmax([l / temperature for l in logits])", "probs = softmax([l * (1 / temperature) for l in logits])",
+     "the scalar sampling divides by the temperature as a product with 1 / t"),
+    ("fused_temperature_as_product", "src/microgpt/_fused.pyx",
+     "_check(pyfloat_pow(temperature, -1.0, &out._scale))", "out._scale = 1.0 / temperature",
+     "the fused softmax's temperature as 1 / t instead of t ** -1"),
+    ("documents_split_on_any_line_break", "src/microgpt/data.py",
+     "text.strip().split('\\n')", "text.strip().splitlines()",
+     "documents split at \\u2028, \\x0c and the like, as microgpt.py does not"),
+    # the generator
+    ("seed_keeps_pending_gauss", "src/microgpt/_random.pyx",
+     "self._gauss_next = None", "pass",
+     "seed() keeps the second value of a gauss pair"),
+    ("randbelow_accepts_n", "src/microgpt/_random.pyx",
+     "while r >= n:\n        r = mt19937_next_bits64(state, k)",
+     "while r > n:\n        r = mt19937_next_bits64(state, k)",
+     "_randbelow(n) can return n"),
+    ("gauss_pair_swapped", "src/microgpt/_random.pyx",
+     "z = cos(x2pi) * g2rad", "z = sin(x2pi) * g2rad",
+     "gauss returns the pair's second value first"),
+]
+
+# Mutants that compute the same results as the original, with the reason.
+EQUIVALENT = {}
+
+# The extension each file is compiled into; a header rebuilds all that include it.
+EXTENSIONS = {
+    "csrc/fused.c": ["_fused"], "csrc/fused.h": ["_fused"],
+    "csrc/pyfloat.h": ["_engine", "_fused"],
+    "csrc/mt19937.c": ["_random"], "csrc/mt19937.h": ["_random"],
+    "src/microgpt/_engine.pyx": ["_engine"], "src/microgpt/_fused.pyx": ["_fused"],
+    "src/microgpt/_random.pyx": ["_random"],
+}
+
+
+def copy_project(root, work):
+    """The project's files, without its builds, into work (which exists)."""
+    shutil.copytree(root, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
+        ".git", "__pycache__", "*.so", "_*.c", "build", "*.egg-info", ".hypothesis",
+        ".pytest_cache", "results"))
+
+
+def build(work, force=()):
+    """Build the extensions in place; force: those to compile again."""
+    for name in force:
+        for path in (work / "src" / "microgpt").glob(f"{name}.*.so"):
+            path.unlink()
+        for path in (work / "src" / "microgpt").glob(f"{name}.c"):
+            path.unlink()
+        shutil.rmtree(work / "build", ignore_errors=True)
+    return subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=work,
+                          capture_output=True, text=True)
+
+
+def run_tests(work, tests, timeout):
+    env = dict(os.environ, PYTHONPATH=str(work / "src"), PYTHONDONTWRITEBYTECODE="1")
+    try:
+        run = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                              *tests], cwd=work, env=env, capture_output=True, text=True,
+                             timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "killed (timed out)"
+    if run.returncode == 0:
+        return "survived"
+    if run.returncode < 0:
+        return f"killed (crashed: signal {-run.returncode})"
+    failed = [line for line in run.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    return "killed" + (f" ({failed[0].split(' - ')[0]})" if failed else "")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=ROOT, help="the project to mutate (default: this one)")
+    parser.add_argument("--tests", nargs="*", default=["tests"], help="what pytest runs")
+    parser.add_argument("--only", nargs="*", help="mutant names")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds before a run counts as hung")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--list", action="store_true")
+    args = parser.parse_args(argv)
+    mutants = [m for m in MUTANTS if not args.only or m[0] in args.only]
+    if args.list:
+        for name, path, _, _, what in mutants:
+            print(f"{name:40s} {path:28s} {what}")
+        return 0
+    os.environ.setdefault("MICROGPT_SHARED_DIR", str(args.root.resolve().parent / "shared"))
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="microgpt-mutants-") as tmp:
+        work = Path(tmp)
+        copy_project(args.root.resolve(), work)
+        first = build(work)
+        if first.returncode:
+            print(first.stderr[-2000:], file=sys.stderr)
+            return 1
+        baseline = run_tests(work, args.tests, args.timeout)
+        if baseline != "survived":
+            print(f"the unmutated project fails its tests: {baseline}", file=sys.stderr)
+            return 1
+        for name, path, old, new, what in mutants:
+            source = work / path
+            text = source.read_text()
+            if text.count(old) != 1:
+                results[name] = "not applicable (the text is not in this version)"
+                print(f"{name:40s} {results[name]}", flush=True)
+                continue
+            started = time.perf_counter()
+            source.write_text(text.replace(old, new))
+            try:
+                extensions = EXTENSIONS.get(path, [])
+                built = build(work, force=extensions if path.endswith(".h") else ())
+                if built.returncode:
+                    results[name] = "not applicable (does not compile)"
+                else:
+                    results[name] = run_tests(work, args.tests, args.timeout)
+            finally:
+                source.write_text(text)
+                if path.endswith(".h"):
+                    build(work, force=EXTENSIONS[path])
+            print(f"{name:40s} {results[name]}  [{time.perf_counter() - started:.0f} s]", flush=True)
+    counted = [n for n, r in results.items() if not r.startswith("not applicable") and n not in EQUIVALENT]
+    killed = [n for n in counted if results[n].startswith("killed")]
+    print(f"\nkilled {len(killed)} of {len(counted)} non-equivalent mutants "
+          f"({100 * len(killed) / max(len(counted), 1):.0f}%)")
+    for name in counted:
+        if name not in killed:
+            print(f"  survived: {name}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
