@@ -57,6 +57,9 @@ MUTANTS = [
     ("rmsnorm_backward_reassociated", "csrc/fused.c",
      "dsum = inverse_n * ((-0.5 * power) * dscale);", "dsum = (inverse_n * (-0.5 * power)) * dscale;",
      "rmsnorm's gradient reassociated"),
+    ("relu_squared_as_a_product", "csrc/fused.c",
+     "y[i] = pyfloat_square(x[i] > 0 ? x[i] : 0.0);", "y[i] = (x[i] > 0 ? x[i] * x[i] : 0.0);",
+     "relu ** 2 as a product, not pow"),
     ("relu_squared_backward_reassociated", "csrc/fused.c",
      "dx[i] += (2.0 * x[i]) * dy[i];", "dx[i] += 2.0 * (x[i] * dy[i]);",
      "relu ** 2's gradient reassociated"),
@@ -100,6 +103,10 @@ MUTANTS = [
     ("pow_negative_zero", "csrc/pyfloat.h",
      "*out = pyfloat_is_odd_integer(y) ? x : 0.0;", "*out = 0.0;",
      "(-0.0) ** odd loses its sign"),
+    ("embedding_backward_forward", "src/microgpt/_fused.pyx",
+     "for i in range(t.rows - 1, -1, -1):    # a row used twice: the last position first",
+     "for i in range(t.rows):    # a row used twice: the last position first",
+     "a table row used twice gets its gradients first position first"),
     # src/microgpt/_engine.pyx: the compiled Value
     ("relu_at_zero", "src/microgpt/_engine.pyx",
      "1.0 if self.data > 0 else 0.0)", "1.0 if self.data >= 0 else 0.0)",
@@ -144,7 +151,13 @@ MUTANTS = [
 ]
 
 # Mutants that compute the same results as the original, with the reason.
-EQUIVALENT = {}
+EQUIVALENT = {
+    "relu_squared_backward_reassociated":
+        "a factor of 2 is exact: (2 x) g and 2 (x g) differ only by overflow or underflow",
+    "attention_visit_order_position_0":
+        "at position 0 the softmax is over one logit, whose gradient is exactly 0 "
+        "(de = dp - dp): the queries' and keys' gradients there are zeros, in any order",
+}
 
 # The extension each file is compiled into; a header rebuilds all that include it.
 EXTENSIONS = {
