@@ -24,7 +24,8 @@ def bits(x):
 
 # -- random expression graphs, both engines ----------------------------------
 
-CONSTANTS = [0, 1, 2, -1, 3, 0.5, -0.25, 1e-3, 7.0, -2.5, 1e10]
+# 1.037195981225262 ** -1 != 1 / 1.037195981225262: a division by it shows whether it is x * c ** -1
+CONSTANTS = [0, 1, 2, -1, 3, 0.5, -0.25, 1e-3, 7.0, -2.5, 1e10, 1.037195981225262]
 EXPONENTS = [2, 3, -1, -2, 0, 1, 0.5, -0.5, 1.5, 2.0, 0.25]
 UNARY = ["neg", "log", "exp", "relu", "pow"]
 BINARY = ["add", "sub", "mul", "div"]
@@ -257,6 +258,15 @@ def test_special_floats_follow_python(engine):
     assert engine(nan).relu().data == 0.0 and engine(-0.0).relu().data.hex() == "0x0.0p+0"
     for x, e in [(-2.0, 3), (-inf, 3), (-inf, 2), (inf, -1), (-0.0, 3), (-1.0, 1e300), (nan, 0)]:
         assert bits((engine(x) ** e).data) == bits(float(x) ** e)
+
+
+def test_division_by_a_number_is_times_its_power_minus_one():
+    """x / c is x * c ** -1 in microgpt.py, which is not x * (1 / c) for every c."""
+    c = 1.037195981225262
+    assert c ** -1 != 1 / c
+    for x in [1.0, 3.0, -0.7]:
+        results = [(engine(x) / c).data for engine in BACKENDS]
+        assert [bits(r) for r in results] == [bits(x * c ** -1)] * len(BACKENDS)
 
 
 @pytest.mark.parametrize("x", [0.0, -0.0, 5e-324, -5e-324])
