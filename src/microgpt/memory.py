@@ -29,9 +29,9 @@ training loop's ``loss`` holds it), so a step's peak is two graphs. The
 bytes per Value and the other constants were measured (peak RSS, CPython
 3.11, x86-64): a compiled Value is 80 bytes, and with the backward pass's
 order of the graph two graphs take 171 to 183 bytes a Value; a pure-Python
-one, with its floats and tuples, about 200, and two graphs 428 to 491 bytes
+one, with its floats and tuples, about 200, and two graphs 417 to 491 bytes
 a Value (the freed graph leaves the allocator's pools fragmented, by a
-measure that depends on the sizes): the estimate takes the high end.
+measure that depends on the sizes): the estimate takes the middle, 455.
 
 ``available`` is the smallest of: MemAvailable in /proc/meminfo, what the
 cgroup's memory limit leaves (v2 memory.max, v1 memory.limit_in_bytes,
@@ -49,7 +49,7 @@ TENSOR_OVERHEAD = 256           # a fused Tensor object and its small allocation
 FUSED_PARAMETER = 4 * DOUBLE    # value, gradient, Adam's m and v
 SCALAR = {                      # bytes, measured: see the module's docstring
     "compiled": {"parameter": 96, "value": 81, "backward": 17},
-    "python": {"parameter": 112, "value": 215, "backward": 50},
+    "python": {"parameter": 112, "value": 205, "backward": 45},
 }
 SCALAR_ADAM = 64                # per parameter: two list slots and two floats
 
@@ -211,7 +211,7 @@ def available(proc="/proc", cgroup="/sys/fs/cgroup"):
     """How much more memory this process may use: an Available, or None where
     none of the sources can be read (then nothing should be refused)."""
     found = []
-    free = _meminfo(os.path.join(proc, "meminfo")).get("MemAvailable")
+    free = _meminfo(os.path.join(proc, "meminfo"), "MemAvailable").get("MemAvailable")
     if free is not None:
         found.append(Available(free, "memory"))
     headroom = _cgroup_headroom(os.path.join(proc, "self", "cgroup"), cgroup)
@@ -232,20 +232,22 @@ def format_bytes(n):
 
 def _read(path):
     try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            return f.read()
-    except (OSError, ValueError):
+        with open(path, "rb") as f:     # (binary: half the time of a text file)
+            return f.read().decode("ascii", "replace")
+    except OSError:
         return None
 
 
-def _meminfo(path):
-    """/proc/meminfo or /proc/self/status as {name: bytes} (the kB lines)."""
-    fields = {}
-    for line in (_read(path) or "").splitlines():
-        name, _, rest = line.partition(":")
-        parts = rest.split()
-        if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
-            fields[name] = int(parts[0]) * 1024
+def _meminfo(path, *names):
+    """Fields of /proc/meminfo or /proc/self/status, "Name:   123 kB" lines,
+    as {name: bytes}; the names missing are left out."""
+    text, fields = "\n" + (_read(path) or ""), {}
+    for name in names:
+        start = text.find(f"\n{name}:")
+        if start >= 0:
+            parts = text[start + len(name) + 2:text.find("\n", start + 1)].split()
+            if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
+                fields[name] = int(parts[0]) * 1024
     return fields
 
 
@@ -265,8 +267,24 @@ def _stat(path, *names):
     return next((values[name] for name in names if name in values), 0)
 
 
+_LIMITED = {}       # (self_cgroup, root): the cgroups with a memory limit, found once
+
+
 def _cgroup_headroom(self_cgroup, root):
-    """The least that any memory-limited cgroup this process is in leaves."""
+    """The least that any memory-limited cgroup this process is in leaves.
+    Which of them have a limit is looked up once a process (a walk of a
+    few directories); their usage each time."""
+    key = (self_cgroup, root)
+    if key not in _LIMITED:
+        _LIMITED[key] = [(headroom, directory) for headroom, directory
+                         in _cgroups(self_cgroup, root) if headroom(directory) is not None]
+    found = [headroom(directory) for headroom, directory in _LIMITED[key]]
+    return min((value for value in found if value is not None), default=None)
+
+
+def _cgroups(self_cgroup, root):
+    """(headroom function, directory) of each cgroup this process is in, its
+    own and their parents (the limits of all of them apply), v2 and v1."""
     v1_path = v2_path = None
     for line in (_read(self_cgroup) or "").splitlines():
         number, _, rest = line.partition(":")
@@ -278,35 +296,35 @@ def _cgroup_headroom(self_cgroup, root):
     found = []
     if v2_path is not None:
         for mount in (root, os.path.join(root, "unified")):
-            found += _walk(mount, v2_path, _v2_headroom)
+            found += [(_v2_headroom, d) for d in _walk(mount, v2_path)]
     if v1_path is not None:
-        found += _walk(os.path.join(root, "memory"), v1_path, _v1_headroom)
-    return min(found, default=None)
+        found += [(_v1_headroom, d) for d in _walk(os.path.join(root, "memory"), v1_path)]
+    return found
 
 
-def _walk(mount, path, headroom):
-    """headroom() of the cgroup at path under mount and each of its parents
-    (the limits of all of them apply). Inside a cgroup namespace the path
-    may not exist under the mount: then the mount's root is this cgroup."""
-    if not os.path.isdir(mount):
-        return []
-    directory = os.path.join(mount, path.strip("/"))
-    if not os.path.isdir(directory):
+def _walk(mount, path):
+    """The directory of the cgroup at path under mount, and of its parents.
+    Inside a cgroup namespace the path may not exist under the mount: then
+    the mount's root is this cgroup."""
+    mount = os.path.normpath(mount)
+    directory = os.path.normpath(os.path.join(mount, path.strip("/")))
+    if not directory.startswith(mount) or not os.path.isdir(directory):
+        if not os.path.isdir(mount):
+            return []
         directory = mount
-    found = []
-    while True:
-        value = headroom(directory)
-        if value is not None:
-            found.append(value)
-        if os.path.samefile(directory, mount):
-            return found
+    found = [directory]
+    while len(directory) > len(mount):
         directory = os.path.dirname(directory)
+        found.append(directory)
+    return found
 
 
 def _v2_headroom(directory):
     limit = _number(os.path.join(directory, "memory.max"))    # "max": no limit
+    if limit is None:
+        return None
     used = _number(os.path.join(directory, "memory.current"))
-    if limit is None or used is None:
+    if used is None:
         return None
     cache = _stat(os.path.join(directory, "memory.stat"), "inactive_file")
     return max(0, limit - max(0, used - cache))
@@ -314,8 +332,10 @@ def _v2_headroom(directory):
 
 def _v1_headroom(directory):
     limit = _number(os.path.join(directory, "memory.limit_in_bytes"))
+    if limit is None or limit >= 1 << 60:                       # about 2**63: no limit
+        return None
     used = _number(os.path.join(directory, "memory.usage_in_bytes"))
-    if limit is None or used is None or limit >= 1 << 60:      # about 2**63: no limit
+    if used is None:
         return None
     cache = _stat(os.path.join(directory, "memory.stat"), "total_inactive_file",
                   "inactive_file")
@@ -329,10 +349,11 @@ def _rlimit_headroom(status):
     except ImportError:         # not Unix
         return []
     found = []
-    mapped = _meminfo(status)
+    mapped = None
     for limit, name, used in ((resource.RLIMIT_AS, "ulimit -v", "VmSize"),
                               (resource.RLIMIT_DATA, "ulimit -d", "VmData")):
         soft, _ = resource.getrlimit(limit)
         if soft != resource.RLIM_INFINITY and soft >= 0:
+            mapped = _meminfo(status, "VmSize", "VmData") if mapped is None else mapped
             found.append(Available(max(0, soft - mapped.get(used, 0)), name))
     return found
