@@ -28,10 +28,11 @@ The previous step's graph is still alive while the next one is built (the
 training loop's ``loss`` holds it), so a step's peak is two graphs. The
 bytes per Value and the other constants were measured (peak RSS, CPython
 3.11, x86-64): a compiled Value is 80 bytes, and with the backward pass's
-order of the graph two graphs take 171 to 183 bytes a Value; a pure-Python
-one, with its floats and tuples, about 200, and two graphs 417 to 491 bytes
-a Value (the freed graph leaves the allocator's pools fragmented, by a
-measure that depends on the sizes): the estimate takes the middle, 455.
+order of the graph two graphs take 171 to 183 bytes a Value (the estimate
+takes 173); a pure-Python one, with its floats and tuples, about 200, and
+two graphs 417 to 491 bytes a Value (the freed graph leaves the
+allocator's pools fragmented, by a measure that depends on the sizes): the
+estimate takes the middle, 455.
 
 ``available`` is the smallest of: MemAvailable in /proc/meminfo, what the
 cgroup's memory limit leaves (v2 memory.max, v1 memory.limit_in_bytes,
@@ -48,7 +49,7 @@ DOUBLE = 8                      # a float64, and a ptrdiff_t index
 TENSOR_OVERHEAD = 256           # a fused Tensor object and its small allocations
 FUSED_PARAMETER = 4 * DOUBLE    # value, gradient, Adam's m and v
 SCALAR = {                      # bytes, measured: see the module's docstring
-    "compiled": {"parameter": 96, "value": 81, "backward": 17},
+    "compiled": {"parameter": 96, "value": 81, "backward": 11},
     "python": {"parameter": 112, "value": 205, "backward": 45},
 }
 SCALAR_ADAM = 64                # per parameter: two list slots and two floats
