@@ -1,8 +1,8 @@
 """
 The data: documents from a text file, the tokenizer, and the default dataset.
 
-A document is a stripped, non-empty line of a UTF-8 text file, as in
-microgpt.py. The default dataset is Karpathy's names.txt (32,033 names),
+A document is a stripped, non-empty line of a UTF-8 text file (or of
+standard input), as in microgpt.py. The default dataset is Karpathy's names.txt (32,033 names),
 downloaded once into a per-user cache and checked against its SHA-256.
 """
 import os
@@ -15,6 +15,10 @@ DOWNLOAD_TIMEOUT = 30.0  # seconds without progress before a download gives up
 
 class DataError(Exception):
     """Data that cannot be used. The message is one line, meant for the user."""
+
+
+class CacheError(DataError):
+    """A downloaded file cannot be written where it should go (the disk, not the network)."""
 
 
 # Let there be an input dataset ---------------------------------------------
@@ -150,10 +154,6 @@ def _cached(path, sha256):
         raise DataError(f"cannot read the cached {path}: {exc.strerror or exc}. Fix or "
                         "remove it, or pass --input FILE") from None
     return "good" if _sha256(data) == sha256 else "damaged"
-
-
-class CacheError(DataError):
-    """The file cannot be written where it should go (a download's local half)."""
 
 
 def download(url, path, sha256, timeout=DOWNLOAD_TIMEOUT):

@@ -185,7 +185,9 @@ def needed(config, path, positions, steps, samples):
     "python"; positions is the longest document's (at most block_size).
 
     The parameters live throughout; Adam's moments (made even for 0 steps)
-    and the training steps' graphs until training ends; then the samples'."""
+    and the training steps' graphs until training ends; then the samples'.
+    A sample is taken to be as long as the longest document: it may run on
+    to block_size, but a trained model ends it as its documents end."""
     n = max(1, min(positions, config.block_size))
     P = parameter_count(config)
     if path == "fused":
