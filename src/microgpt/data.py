@@ -2,8 +2,9 @@
 The data: documents from a text file, the tokenizer, and the default dataset.
 
 A document is a stripped, non-empty line of a UTF-8 text file (or of
-standard input), as in microgpt.py. The default dataset is Karpathy's names.txt (32,033 names),
-downloaded once into a per-user cache and checked against its SHA-256.
+standard input), as in microgpt.py. The default dataset is Karpathy's
+names.txt (32,033 names), downloaded once into a per-user cache and checked
+against its SHA-256.
 """
 import os
 
