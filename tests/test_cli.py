@@ -17,6 +17,8 @@ from microgpt.memory import Available
 from microgpt.model import Config
 
 TRAIN = str(Path(sys.executable).parent / "microgpt-train")
+linux_only = pytest.mark.skipif(
+    sys.platform != "linux", reason="needs Linux: /proc/meminfo, RLIMIT_AS, /dev/full, pty EIO")
 compiled_only = pytest.mark.skipif(
     microgpt.BACKEND != "compiled",
     reason="500 steps take minutes on the pure-Python backend; test_train checks it step by step")
@@ -188,6 +190,7 @@ def offline(tmp_path):
                 MICROGPT_NAMES_URL="http://127.0.0.1:9/names.txt")
 
 
+@linux_only
 @pytest.mark.parametrize("args, pattern", [
     (["--n-embd", "100000"], "3.8 TB of memory \\(120,001,200,000 parameters at 32 bytes each "
                              "with their gradients and Adam's moments, "),
@@ -227,6 +230,7 @@ def limit_address_space(size):
     return lambda: resource.setrlimit(resource.RLIMIT_AS, (size, size))
 
 
+@linux_only
 def test_the_memory_check_counts_the_documents_and_ulimit(tmp_path):
     # 5,000 positions: attention keeps 4 x 5,000 x 5,000 numbers, twice, over 1 GiB (the
     # first check, before the documents are read, cannot know that and lets it pass)
@@ -240,6 +244,7 @@ def test_the_memory_check_counts_the_documents_and_ulimit(tmp_path):
     assert "(83,168 parameters " in stderr and stderr.endswith(" is available under ulimit -v\n")
 
 
+@linux_only
 @compiled_only
 def test_out_of_memory_at_run_time_is_one_line(names_txt):
     # past the check, the fused parameters (1.5 GB) cannot be allocated under 1 GiB
@@ -255,6 +260,7 @@ def test_out_of_memory_at_run_time_is_one_line(names_txt):
 SMALL = ["--steps", "2", "--samples", "2", "--n-embd", "4", "--n-head", "1"]
 
 
+@linux_only
 @pytest.mark.parametrize("unbuffered", ["", "1"], ids=["buffered", "unbuffered"])
 @pytest.mark.parametrize("args", [SMALL, ["--steps", "0", "--samples", "0"], ["--help"]],
                          ids=["run", "no-steps", "help"])
@@ -275,6 +281,7 @@ def test_a_closed_stdout_is_one_line_before_any_work(tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
+@linux_only
 def test_an_io_error_on_stdout_is_one_line(names_txt):
     master, terminal = os.openpty()
     os.close(master)                # the terminal hung up: writes give EIO
