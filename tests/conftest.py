@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _shared_dir():
-    candidates = [os.environ.get("MICROGPT_SHARED_DIR"), ROOT.parent / "shared", "/work/shared"]
+    candidates = [os.environ.get("MICROGPT_SHARED_DIR"), ROOT.parent / "shared"]
     for candidate in filter(None, candidates):
         if (Path(candidate) / "data" / "names.txt").is_file():
             return Path(candidate)

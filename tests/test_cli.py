@@ -1,23 +1,33 @@
 """microgpt-train, run as a user runs it: a subprocess, its output and its exit status."""
 import os
+import re
+import resource
 import signal
 import subprocess
 import sys
-import time
+import textwrap
 from pathlib import Path
 
 import pytest
 
 import microgpt
+from microgpt import memory
+from microgpt.cli import NotEnoughMemory, check_memory
+from microgpt.memory import Available
+from microgpt.model import Config
 
 TRAIN = str(Path(sys.executable).parent / "microgpt-train")
+linux_only = pytest.mark.skipif(
+    sys.platform != "linux", reason="needs Linux: /proc/meminfo, RLIMIT_AS, /dev/full, pty EIO")
 compiled_only = pytest.mark.skipif(
     microgpt.BACKEND != "compiled",
     reason="500 steps take minutes on the pure-Python backend; test_train checks it step by step")
 
 
 def run(*args, **kwargs):
-    return subprocess.run([TRAIN, *args], capture_output=True, **kwargs)
+    if "stdout" not in kwargs and "stderr" not in kwargs:
+        kwargs["capture_output"] = True
+    return subprocess.run([TRAIN, *args], **kwargs)
 
 
 @compiled_only
@@ -47,10 +57,13 @@ def test_help_lists_every_flag_with_its_default():
     for flag, default in [("--input", None), ("--steps", "500"), ("--n-embd", "16"),
                           ("--n-head", "4"), ("--n-layer", "1"), ("--block-size", "8"),
                           ("--lr", "0.01"), ("--seed", "42"), ("--samples", "20"),
-                          ("--temperature", "0.5"), ("--exact", None)]:
+                          ("--temperature", "0.5"), ("--exact", None),
+                          ("--no-memory-check", None)]:
         assert flag in text
         if default is not None:
             assert f"(default: {default})" in text
+    words = " ".join(text.split())
+    assert "- reads standard input" in words and "Exit status: 0 done, 2 a usage" in words
     module = subprocess.run([sys.executable, "-m", "microgpt", "--help"], capture_output=True)
     assert module.stdout.decode().startswith("usage: python -m microgpt")
 
@@ -66,11 +79,19 @@ def test_help_lists_every_flag_with_its_default():
     (["--samples", "-5"], "argument --samples: must be 0 or more"),
     (["--temperature", "0"], "argument --temperature: must be a positive finite number"),
     (["--temperature", "-0.5"], "argument --temperature: must be a positive finite number"),
+    (["--temperature", "5e-324"], "argument --temperature: too small: its inverse overflows "
+                                  "(the smallest is about 5.6e-309), not 5e-324"),
+    (["--temperature", "5.5e-309"], "argument --temperature: too small: its inverse overflows"),
+    (["--steps", "1" + "0" * 309], "argument --steps: must be at most about 1.8e308 (the "
+                                   "learning rate's schedule divides by it), not a 310-digit number"),
+    (["--samples", "1x" * 2500], "argument --samples: not an integer: '1x1x1x1x1x1x1x1x1x1x...(5000 "
+                                 "characters)'"),
     (["--lr", "0"], "argument --lr: must be a positive finite number"),
     (["--lr=-1e-3"], "argument --lr: must be a positive finite number"),
     (["--lr", "inf"], "argument --lr: must be a positive finite number"),
     (["--lr", "fast"], "argument --lr: not a number: 'fast'"),
-    (["--seed", "x"], "argument --seed: invalid int value: 'x'"),
+    (["--seed", "x"], "argument --seed: not an integer: 'x'"),
+    (["--seed", "9" * 5000], "argument --seed: an integer of 5000 digits; Python reads at most 4300"),
     (["--bogus"], "unrecognized arguments: --bogus"),
 ])
 def test_invalid_values_are_usage_errors(args, message):
@@ -114,13 +135,16 @@ def test_failed_download_is_one_line_error(tmp_path):
     assert not any((tmp_path / "cache").iterdir())
 
 
-@pytest.mark.parametrize("lr, where", [("1e10", "at step 2: math domain error"),
-                                       ("1e300", "in sampling: Total of weights must be finite")])
-def test_a_diverging_run_is_a_one_line_error(names_txt, lr, where):
+@pytest.mark.parametrize("lr, message", [
+    ("1e10", "training failed at step 2: the logarithm of 0 (the numbers blew up; a smaller --lr "
+             "may help)"),
+    ("1e300", "sampling failed: the trained parameters are not all finite numbers (training "
+              "diverged; a smaller --lr may help)"),
+])
+def test_a_diverging_run_is_a_one_line_error(names_txt, lr, message):
     result = run("--input", str(names_txt), "--lr", lr, "--steps", "5", "--samples", "2")
     assert result.returncode == 2
-    assert result.stderr.decode() == (f"microgpt-train: error: training failed {where} (the numbers "
-                                      "overflowed; a smaller --lr may help)\n")
+    assert result.stderr.decode() == f"microgpt-train: error: {message}\n"
 
 
 def test_any_characters_work(tmp_path):
@@ -156,3 +180,212 @@ def test_a_closed_pipe_is_not_an_error(names_txt):
     stderr = process.stderr.read()
     process.wait(timeout=120)
     assert b"Traceback" not in stderr and b"Error" not in stderr
+
+
+# -- memory: refused up front, in one line ------------------------------------------------
+
+def offline(tmp_path):
+    """An environment where names.txt is not cached and cannot be downloaded."""
+    return dict(os.environ, MICROGPT_CACHE=str(tmp_path / "cache"),
+                MICROGPT_NAMES_URL="http://127.0.0.1:9/names.txt")
+
+
+@linux_only
+@pytest.mark.parametrize("args, pattern", [
+    (["--n-embd", "100000"], "3.8 TB of memory \\(120,001,200,000 parameters at 32 bytes each "
+                             "with their gradients and Adam's moments, "),
+    (["--n-embd", "100000", "--exact"], "[0-9.,]+ TB of memory \\(120,001,200,000 parameters as "
+                                        "scalar Values, 240,003,800,078 Values in a step's graph, "),
+])
+def test_a_run_that_cannot_fit_is_refused_before_anything(tmp_path, args, pattern):
+    if microgpt.BACKEND != "compiled":      # the pure-Python backend has the scalar path only
+        pattern = pattern.replace("3.8 TB of memory \\(120,001,200,000 parameters at 32 bytes each "
+                                  "with their gradients and Adam's moments",
+                                  "[0-9.,]+ TB of memory \\(120,001,200,000 parameters as scalar "
+                                  "Values, 240,003,800,078 Values in a step's graph")
+    result = run(*args, env=offline(tmp_path))      # not even names.txt is fetched
+    assert result.returncode == 2 and result.stdout == b""
+    stderr = result.stderr.decode()
+    assert re.match(f"microgpt-train: error: this run needs at least {pattern}.*; [0-9.]+ [kMGT]B "
+                    "is available[^\n]*\n$", stderr), stderr
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_check_refuses_only_what_does_not_fit(monkeypatch):
+    config = Config(27, 4096, 4, 2, 64)             # 403 M parameters: 12.97 GB
+    monkeypatch.setattr(memory, "available", lambda: Available(13 * 10**9, "memory"))
+    check_memory(config, "fused", 16, 500, 20)
+    monkeypatch.setattr(memory, "available", lambda: Available(12.9 * 10**9, "memory"))
+    with pytest.raises(NotEnoughMemory) as caught:
+        check_memory(config, "fused", 16, 500, 20)
+    assert str(caught.value) == (
+        "this run needs about 13.0 GB of memory (403,136,512 parameters at 32 bytes each with "
+        "their gradients and Adam's moments, 69.3 MB for a step's activations); 12.9 GB is "
+        "available")
+    monkeypatch.setattr(memory, "available", lambda: None)      # nothing known: no refusal
+    check_memory(Config(27, 10**6), "fused", 16, 500, 20)
+
+
+def limit_address_space(size):
+    return lambda: resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
+
+@linux_only
+def test_the_memory_check_counts_the_documents_and_ulimit(tmp_path):
+    # 5,000 positions: attention keeps 4 x 5,000 x 5,000 numbers, twice, over 1 GiB (the
+    # first check, before the documents are read, cannot know that and lets it pass)
+    path = tmp_path / "long.txt"
+    path.write_text("ab" * 2500 + "\n", encoding="utf-8")
+    result = run("--input", str(path), "--block-size", "5000",
+                 preexec_fn=limit_address_space(1 << 30))
+    assert result.returncode == 2 and result.stdout == b""
+    stderr = result.stderr.decode()
+    assert stderr.startswith("microgpt-train: error: this run needs about ")
+    assert "(83,168 parameters " in stderr and stderr.endswith(" is available under ulimit -v\n")
+
+
+@linux_only
+@compiled_only
+def test_out_of_memory_at_run_time_is_one_line(names_txt):
+    # past the check, the fused parameters (1.5 GB) cannot be allocated under 1 GiB
+    result = run("--input", str(names_txt), "--n-embd", "4000", "--no-memory-check",
+                 preexec_fn=limit_address_space(1 << 30))
+    assert result.returncode == 1
+    assert result.stderr == (b"microgpt-train: error: out of memory; a smaller model (--n-embd, "
+                             b"--n-layer, --block-size) or input needs less\n")
+
+
+# -- the output: a full disk, a closed stdout, an I/O error ----------------------------------
+
+SMALL = ["--steps", "2", "--samples", "2", "--n-embd", "4", "--n-head", "1"]
+
+
+@linux_only
+@pytest.mark.parametrize("unbuffered", ["", "1"], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize("args", [SMALL, ["--steps", "0", "--samples", "0"], ["--help"]],
+                         ids=["run", "no-steps", "help"])
+def test_a_full_disk_is_one_line(names_txt, unbuffered, args):
+    env = dict(os.environ, PYTHONUNBUFFERED=unbuffered)
+    with open("/dev/full", "wb") as full:
+        result = run("--input", str(names_txt), *args, stdout=full, stderr=subprocess.PIPE,
+                     env=env)
+    assert result.returncode == 1
+    assert result.stderr == b"microgpt-train: error: cannot write the output: No space left on device\n"
+
+
+def test_a_closed_stdout_is_one_line_before_any_work(tmp_path):
+    result = run(*SMALL, stdout=None, stderr=subprocess.PIPE, env=offline(tmp_path),
+                 preexec_fn=lambda: os.close(1))                  # microgpt-train >&-
+    assert result.returncode == 1
+    assert result.stderr == b"microgpt-train: error: cannot write the output: standard output is closed\n"
+    assert not (tmp_path / "cache").exists()
+
+
+@linux_only
+def test_an_io_error_on_stdout_is_one_line(names_txt):
+    master, terminal = os.openpty()
+    os.close(master)                # the terminal hung up: writes give EIO
+    try:
+        result = run("--input", str(names_txt), *SMALL, stdout=terminal, stderr=subprocess.PIPE)
+    finally:
+        os.close(terminal)
+    assert result.returncode == 1
+    assert result.stderr == b"microgpt-train: error: cannot write the output: Input/output error\n"
+
+
+def test_characters_the_output_cannot_encode(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("éèêë\n", encoding="utf-8")
+    result = run("--input", str(path), "--steps", "0", "--samples", "20",
+                 env=dict(os.environ, PYTHONIOENCODING="ascii"))
+    assert result.returncode == 1
+    assert result.stderr == (b"microgpt-train: error: cannot write the output: '\\xeb' cannot be "
+                             b"written in the encoding of standard output (ascii); set "
+                             b"PYTHONIOENCODING=utf-8\n")
+
+
+# -- Ctrl-C while starting -------------------------------------------------------------
+
+@pytest.mark.parametrize("module", ["argparse", "microgpt.data", "microgpt.random",
+                                    "microgpt.model", "microgpt.train"])
+def test_ctrl_c_during_start_up_is_one_line(names_txt, module):
+    # what the console script does, with a Ctrl-C arriving while `module` is imported
+    script = textwrap.dedent(f"""
+        import sys
+
+        class CtrlC:
+            def find_spec(self, name, path=None, target=None):
+                if name == {module!r}:
+                    raise KeyboardInterrupt
+
+        sys.meta_path.insert(0, CtrlC())
+        sys.argv[0] = "microgpt-train"
+        from microgpt.cli import main
+        sys.exit(main())
+        """)
+    result = subprocess.run([sys.executable, "-c", script, "--input", str(names_txt)],
+                            capture_output=True)
+    assert result.returncode == 130
+    assert result.stderr == b"\nmicrogpt-train: interrupted\n" and result.stdout == b""
+
+
+def test_importing_the_cli_loads_nothing_heavy():
+    check = ("import sys, microgpt.cli\n"
+             "heavy = [m for m in ('microgpt._engine', 'microgpt._random', 'microgpt._fused', "
+             "'microgpt.random', 'argparse') if m in sys.modules]\n"
+             "assert not heavy, heavy\n"
+             "from microgpt import Value, random\n"
+             "assert microgpt.Value is Value and microgpt.random is random\n"
+             "assert {'Value', 'random', 'BACKEND'} <= set(dir(microgpt))\n")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+# -- sampling, seeds, standard input ---------------------------------------------------
+
+def test_sampling_that_overflows_blames_the_temperature(names_txt):
+    args = ["--input", str(names_txt), "--steps", "2", "--lr", "0.5", "--n-embd", "4",
+            "--n-head", "1", "--samples", "2"]
+    assert run(*args).returncode == 0          # at the default temperature the model samples
+    result = run(*args, "--temperature", "5.6e-309")
+    assert result.returncode == 2
+    assert result.stderr.decode() == (
+        "microgpt-train: error: sampling failed at sample 1: the next token's probabilities are "
+        "not finite numbers (the logits divided by --temperature 5.6e-309 overflowed; a larger "
+        "--temperature may help)\n")
+
+
+def test_a_negative_seed_is_the_seed_of_its_absolute_value(names_txt):
+    # as random.seed(-42) in CPython (and microgpt.py with it)
+    runs = [run("--input", str(names_txt), *SMALL, "--seed", seed) for seed in ("-42", "42", "43")]
+    assert all(r.returncode == 0 for r in runs)
+    assert runs[0].stdout == runs[1].stdout != runs[2].stdout
+
+
+def test_input_minus_reads_standard_input():
+    result = run("--input", "-", *SMALL, input="emma\r\nolivia\n\nava\n".encode())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"num docs: 3\nvocab size: 8\n")
+
+
+@pytest.mark.parametrize("stdin, message", [
+    (b"", "<stdin>: no documents (the input is empty or only blank lines)"),
+    (b"emma\nli\xe9\n", "<stdin>: not UTF-8 text (invalid byte at offset 7)"),
+    (None, "<stdin>: standard input is closed"),
+])
+def test_unusable_standard_input_is_one_line(stdin, message):
+    kwargs = {"input": stdin} if stdin is not None else {"preexec_fn": lambda: os.close(0)}
+    result = run("--input", "-", *SMALL, **kwargs)
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.decode() == f"microgpt-train: error: {message}\n"
+
+
+def test_a_directory_where_the_cached_names_txt_should_be(tmp_path):
+    (tmp_path / "cache" / "names.txt").mkdir(parents=True)
+    result = run(*SMALL, env=offline(tmp_path))
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.decode() == (
+        f"microgpt-train: error: {tmp_path / 'cache' / 'names.txt'} is a directory, where the "
+        "cache keeps names.txt; move it away, set MICROGPT_CACHE to another directory, or pass "
+        "--input FILE\n")
+    assert os.listdir(tmp_path / "cache" / "names.txt") == []

@@ -5,14 +5,18 @@ serves the shared names.txt correctly, wrongly, or not at all.
 """
 import hashlib
 import http.server
+import io
 import os
+import stat
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from microgpt.data import (NAMES_SHA256, DataError, Tokenizer, cache_dir, download,
+from microgpt import data
+from microgpt.data import (NAMES_SHA256, CacheError, DataError, Tokenizer, cache_dir, download,
                            load_docs, names_path)
 
 
@@ -22,6 +26,43 @@ def test_documents_are_stripped_non_empty_lines(tmp_path):
     path = tmp_path / "docs.txt"
     path.write_bytes("\ufeff emma \r\n\n\t\nolivia\r\n  ava\n\nzoë ✓\n  \n".encode("utf-8"))
     assert load_docs(path) == ["emma", "olivia", "ava", "zoë ✓"]
+
+
+@pytest.mark.parametrize("text, docs", [
+    # separators that str.splitlines() would split on, inside lines
+    ("a\u2028b\nc\x0cd\n\x1ce\x1c\nf\x85g\n", ["a\u2028b", "c\x0cd", "e", "f\x85g"]),
+    # '\r' and '\r\n' end lines (open()'s universal newlines); lines of whitespace only
+    ("  x\r\ny\rz\r\r\n\u2028\n\x0c\x0b\n\x85\n w \u2029\n", ["x", "y", "z", "w"]),
+    ("\u00a0nbsp\u00a0\n\u3000ideographic\u3000\n\x1d\x1e\x1f\n", ["nbsp", "ideographic"]),
+])
+def test_lines_are_split_on_newlines_only_as_microgpt_py_does(tmp_path, text, docs):
+    # microgpt.py: open('input.txt').read(), split on '\n' only, str.strip() each line
+    path = tmp_path / "docs.txt"
+    path.write_bytes(text.encode("utf-8"))
+    with open(path, encoding="utf-8") as f:             # its read(): universal newlines
+        oracle = f.read()
+    assert [l.strip() for l in oracle.strip().split('\n') if l.strip()] == docs
+    assert load_docs(path) == docs
+
+
+def test_input_minus_reads_standard_input(monkeypatch):
+    stdin = io.TextIOWrapper(io.BytesIO("\ufeffemma\r\nolivia\n\n zoë \n".encode("utf-8")))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert load_docs("-") == ["emma", "olivia", "zoë"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "<stdin>: no documents (the input is empty or only blank lines)"),
+    (b"emma\n\xff", "<stdin>: not UTF-8 text (invalid byte at offset 5)"),
+    (b"\xef\xbb\xbfemma\n\xc3\x28", "<stdin>: not UTF-8 text (invalid byte at offset 8)"),
+    (None, "<stdin>: standard input is closed"),
+])
+def test_unusable_standard_input(monkeypatch, content, message):
+    stdin = None if content is None else io.TextIOWrapper(io.BytesIO(content))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    with pytest.raises(DataError) as caught:
+        load_docs("-")
+    assert str(caught.value) == message
 
 
 def test_names_txt_has_32033_documents(names_txt):
@@ -34,7 +75,7 @@ def test_names_txt_has_32033_documents(names_txt):
     ("dir", "is a directory"),
     (b"", "no documents"),
     (b"\n \n\t\r\n", "no documents"),
-    (b"emma\n\xff\xfeolivia\n", "not UTF-8"),
+    (b"emma\n\xff\xfeolivia\n", "not UTF-8 text \\(invalid byte at offset 5\\)"),
 ])
 def test_unusable_files(tmp_path, content, message):
     path = tmp_path / "input.txt"
@@ -176,9 +217,102 @@ def test_no_server_at_all(cache):
     assert os.listdir(cache) == []
 
 
-def test_an_unwritable_cache(server, monkeypatch, tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    monkeypatch.setenv("MICROGPT_CACHE", str(blocker / "cache"))
-    with pytest.raises(DataError, match="cannot write to the cache"):
+@pytest.mark.parametrize("where", ["cache", "cache/deeper"])
+def test_a_file_where_the_cache_directory_should_be(server, monkeypatch, tmp_path, where):
+    blocker = tmp_path / "cache"
+    blocker.write_text("mine\n")
+    monkeypatch.setenv("MICROGPT_CACHE", str(tmp_path / where))
+    with pytest.raises(DataError) as caught:
         names_path(f"{server}/names.txt")
+    assert str(caught.value) == (
+        f"cannot save names.txt in the cache: {blocker} is a file, not a directory. Set "
+        "MICROGPT_CACHE to a writable directory, or pass --input FILE to train on a local file.")
+    assert blocker.read_text() == "mine\n" and os.listdir(tmp_path) == ["cache"]
+
+
+def test_an_unwritable_cache(server, cache, monkeypatch):
+    cache.mkdir()
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(data.os, "open", refuse)      # as a read-only directory would (even for root)
+    with pytest.raises(DataError) as caught:
+        names_path(f"{server}/names.txt")
+    assert str(caught.value).startswith(
+        f"cannot save names.txt in the cache: cannot write in {cache}: Permission denied. Set "
+        "MICROGPT_CACHE to a writable directory")
+    assert Handler.requests == [] and os.listdir(cache) == []
+
+
+def test_a_full_disk_leaves_nothing_behind(server, cache, monkeypatch):
+    def full(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(data.os, "fsync", full)
+    with pytest.raises(CacheError, match="No space left on device"):
+        download(f"{server}/names.txt", cache / "names.txt", NAMES_SHA256)
+    assert os.listdir(cache) == []
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_something_else_where_names_txt_should_be_is_left_alone(server, cache, kind):
+    cache.mkdir()
+    target = cache / "names.txt"
+    if kind == "directory":
+        target.mkdir()
+        (target / "precious").write_text("keep me\n")
+    else:
+        os.mkfifo(target)
+    with pytest.raises(DataError) as caught:
+        names_path(f"{server}/names.txt")
+    what = "a directory" if kind == "directory" else "not a regular file"
+    assert str(caught.value) == (f"{target} is {what}, where the cache keeps names.txt; move it "
+                                 "away, set MICROGPT_CACHE to another directory, or pass "
+                                 "--input FILE")
+    assert Handler.requests == [] and sorted(os.listdir(cache)) == ["names.txt"]
+    if kind == "directory":
+        assert (target / "precious").read_text() == "keep me\n"
+    else:
+        assert stat.S_ISFIFO(os.lstat(target).st_mode)
+
+
+def test_download_over_a_directory_is_a_cache_error(server, tmp_path):
+    target = tmp_path / "names.txt"
+    target.mkdir()
+    with pytest.raises(CacheError, match="is a directory"):
+        download(f"{server}/names.txt", target, NAMES_SHA256)
+    assert os.listdir(tmp_path) == ["names.txt"] and os.listdir(target) == []
+
+
+def test_a_damaged_cache_while_offline_says_both(cache):
+    cache.mkdir()
+    (cache / "names.txt").write_bytes(b"emma\nolivia\n")
+    with pytest.raises(DataError) as caught:
+        names_path("http://127.0.0.1:9/names.txt")
+    message = str(caught.value)
+    assert message.startswith(f"the cached {cache / 'names.txt'} is damaged (its SHA-256 does "
+                              "not match) and downloading it again from "
+                              "http://127.0.0.1:9/names.txt failed: Connection refused.")
+    assert "--input FILE" in message and "\n" not in message
+    assert (cache / "names.txt").read_bytes() == b"emma\nolivia\n"    # left as it was
+    assert os.listdir(cache) == ["names.txt"]
+
+
+def test_an_unreadable_cached_file(cache, monkeypatch):
+    cache.mkdir()
+    (cache / "names.txt").write_bytes(b"emma\n")
+    def refuse(path):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(data, "_read_bytes", refuse)    # chmod 000 would not stop root
+    with pytest.raises(DataError, match=f"cannot read the cached {cache / 'names.txt'}: "
+                                        "Permission denied"):
+        names_path("http://127.0.0.1:9/names.txt")
+    assert (cache / "names.txt").read_bytes() == b"emma\n"
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_the_downloaded_file_gets_the_users_umask(server, cache, umask, mode):
+    old = os.umask(umask)
+    try:
+        path = Path(names_path(f"{server}/names.txt"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == mode

@@ -12,12 +12,26 @@ equal CPython's bit for bit.
 """
 from ._backend import BACKEND, PUREPYTHON, compiled
 
-if PUREPYTHON:
-    from .engine import Value
-else:
-    Value = compiled("_engine").Value
-
-from . import random  # noqa: E402  (after Value: random needs nothing from it)
-
 __version__ = "0.1.0"
 __all__ = ["Value", "random", "BACKEND", "__version__"]
+
+
+def __getattr__(name):
+    """Value and random, loaded on first use (PEP 562): importing microgpt
+    loads no compiled module, so microgpt-train's start-up stays short and
+    a Ctrl-C during it reaches main(), which answers it in one line."""
+    if name == "Value":
+        if PUREPYTHON:
+            from .engine import Value
+        else:
+            Value = compiled("_engine").Value
+        globals()["Value"] = Value
+        return Value
+    if name == "random":
+        __import__(f"{__name__}.random")    # the import system sets microgpt.random
+        return globals()["random"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"Value", "random"})

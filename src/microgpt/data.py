@@ -1,9 +1,10 @@
 """
 The data: documents from a text file, the tokenizer, and the default dataset.
 
-A document is a stripped, non-empty line of a UTF-8 text file, as in
-microgpt.py. The default dataset is Karpathy's names.txt (32,033 names),
-downloaded once into a per-user cache and checked against its SHA-256.
+A document is a stripped, non-empty line of a UTF-8 text file (or of
+standard input), as in microgpt.py. The default dataset is Karpathy's
+names.txt (32,033 names), downloaded once into a per-user cache and checked
+against its SHA-256.
 """
 import os
 
@@ -17,26 +18,62 @@ class DataError(Exception):
     """Data that cannot be used. The message is one line, meant for the user."""
 
 
+class CacheError(DataError):
+    """A downloaded file cannot be written where it should go (the disk, not the network)."""
+
+
 # Let there be an input dataset ---------------------------------------------
 
 def load_docs(path):
-    """The documents of a UTF-8 text file: its stripped, non-empty lines."""
+    """The documents of a UTF-8 text file: its stripped, non-empty lines, as
+    microgpt.py reads them (a leading BOM is not content). path "-" reads
+    standard input."""
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8-sig") as f:  # a leading BOM is not content
-            text = f.read()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not a text file") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: {exc.strerror or exc}") from None
+    if path == "-":
+        name, data = "<stdin>", _read_stdin()
+    else:
+        name = path
+        try:
+            data = _read_bytes(path)
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise DataError(f"{path}: is a directory, not a text file") from None
+        except OSError as exc:
+            raise DataError(f"{path}: {exc.strerror or exc}") from None
+    text = _decode(data, name)
     docs = [l.strip() for l in text.strip().split('\n') if l.strip()]
     if not docs:
-        raise DataError(f"{path}: no documents (the file is empty or only blank lines)")
+        raise DataError(f"{name}: no documents (the {'input' if path == '-' else 'file'} "
+                        "is empty or only blank lines)")
     return docs
+
+
+def _read_stdin():
+    import sys
+    stdin = sys.stdin
+    if stdin is None:               # closed: <&-
+        raise DataError("<stdin>: standard input is closed")
+    try:
+        buffer = getattr(stdin, "buffer", None)
+        return buffer.read() if buffer is not None else stdin.read().encode("utf-8")
+    except OSError as exc:
+        raise DataError(f"<stdin>: {exc.strerror or exc}") from None
+
+
+def _decode(data, name):
+    """The text of UTF-8 bytes as open(...).read() gives it: universal
+    newlines ('\\r\\n' and '\\r' become '\\n'), and without a leading BOM."""
+    bom = b"\xef\xbb\xbf"
+    start = len(bom) if data.startswith(bom) else 0
+    try:
+        text = str(memoryview(data)[start:], "utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{name}: not UTF-8 text (invalid byte at offset {start + exc.start})") \
+            from None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
 # Let there be a Tokenizer ------------------------------------------------------
@@ -74,62 +111,148 @@ def cache_dir():
 def names_path(url=None, timeout=DOWNLOAD_TIMEOUT):
     """The path of names.txt in the cache, downloading it first if it is missing
     or does not match its checksum. $MICROGPT_NAMES_URL replaces the address
-    (a mirror, say); the checksum stays."""
+    (a mirror, say); the checksum stays. Raises DataError, with a message
+    that says what to do, if there is no good copy and none can be had."""
     url = url or os.environ.get("MICROGPT_NAMES_URL") or NAMES_URL
     path = os.path.join(cache_dir(), "names.txt")
-    if os.path.isfile(path) and _sha256(_read_bytes(path)) == NAMES_SHA256:
+    state = _cached(path, NAMES_SHA256)
+    if state == "good":
         return path
     try:
         download(url, path, NAMES_SHA256, timeout)
+    except CacheError as exc:
+        raise DataError(f"cannot save names.txt in the cache: {exc}. Set MICROGPT_CACHE to a "
+                        "writable directory, or pass --input FILE to train on a local "
+                        "file.") from None
     except DataError as exc:
+        if state == "damaged":
+            raise DataError(f"the cached {path} is damaged (its SHA-256 does not match) and "
+                            f"downloading it again from {url} failed: {exc}. Pass --input "
+                            "FILE to train on a local file.") from None
         raise DataError(f"cannot download names.txt from {url}: {exc}. "
                         "Pass --input FILE to train on a local file.") from None
     return path
 
 
+def _cached(path, sha256):
+    """The cached copy at path: "good", "missing" or "damaged"; a DataError
+    if something that is not a file is in its place, or it cannot be read
+    (neither is ours to replace)."""
+    import stat
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError as exc:
+        raise DataError(f"cannot read the cache: {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise DataError(f"{path} is {kind}, where the cache keeps names.txt; move it away, "
+                        "set MICROGPT_CACHE to another directory, or pass --input FILE")
+    try:
+        data = _read_bytes(path)
+    except OSError as exc:
+        raise DataError(f"cannot read the cached {path}: {exc.strerror or exc}. Fix or "
+                        "remove it, or pass --input FILE") from None
+    return "good" if _sha256(data) == sha256 else "damaged"
+
+
 def download(url, path, sha256, timeout=DOWNLOAD_TIMEOUT):
     """Fetch url into path, atomically: the bytes go to a temporary file next
-    to path, which replaces path only once they are complete and match sha256."""
+    to path, which replaces path only once they are complete and match
+    sha256. The file gets the permissions the umask gives a new file.
+    Raises DataError for the network or the checksum, CacheError (a
+    DataError) for the local file system; either way nothing is left behind."""
     import http.client
-    import tempfile
     import urllib.error
     import urllib.request
 
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
+    fd, tmp = _create_temporary(directory, name)
     try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".part")
-    except OSError as exc:
-        raise DataError(f"cannot write to the cache {directory}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    data = response.read()  # raises IncompleteRead if cut short
-            except urllib.error.HTTPError as exc:
-                raise DataError(f"HTTP error {exc.code} {exc.reason}") from None
-            except urllib.error.URLError as exc:
-                raise DataError(f"{_reason(exc.reason)}") from None
-            except http.client.IncompleteRead as exc:
-                expected = len(exc.partial) + (exc.expected or 0)
-                raise DataError(f"the connection closed after {len(exc.partial)} "
-                                f"of {expected} bytes") from None
-            except (http.client.HTTPException, OSError) as exc:
-                raise DataError(_reason(exc)) from None
-            got = _sha256(data)
-            if got != sha256:
-                raise DataError(f"checksum mismatch (sha256 {got}, expected {sha256})")
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    with urllib.request.urlopen(url, timeout=timeout) as response:
+                        data = response.read()  # raises IncompleteRead if cut short
+                except urllib.error.HTTPError as exc:
+                    raise DataError(f"HTTP error {exc.code} {exc.reason}") from None
+                except urllib.error.URLError as exc:
+                    raise DataError(f"{_reason(exc.reason)}") from None
+                except http.client.IncompleteRead as exc:
+                    expected = len(exc.partial) + (exc.expected or 0)
+                    raise DataError(f"the connection closed after {len(exc.partial)} "
+                                    f"of {expected} bytes") from None
+                except (http.client.HTTPException, OSError) as exc:
+                    raise DataError(_reason(exc)) from None
+                got = _sha256(data)
+                if got != sha256:
+                    raise DataError(f"checksum mismatch (sha256 {got}, expected {sha256})")
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except IsADirectoryError:
+            raise CacheError(f"{path} is a directory") from None
+        except OSError as exc:      # the network's are DataErrors by now: this is the disk's
+            raise CacheError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
+    _fsync_directory(directory)
+
+
+def _create_temporary(directory, name):
+    """A new file .name.XXXX.part in directory, made (with its parents) with
+    mode 0o666, which the umask (and a default ACL) trims as for any new
+    file; tempfile.mkstemp's would be 0o600. Returns (fd, path)."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise CacheError(_not_a_directory(directory) or
+                         f"cannot create {directory}: {exc.strerror or exc}") from None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | \
+        getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.part")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise CacheError(f"cannot write in {directory}: {exc.strerror or exc}") from None
+    raise CacheError(f"cannot write in {directory}: no unused temporary name")
+
+
+def _not_a_directory(directory):
+    """'X is a file, not a directory' for the first of directory and its
+    parents that exists and is not a directory; None if there is none."""
+    while True:
+        if os.path.lexists(directory):
+            return None if os.path.isdir(directory) else \
+                f"{directory} is a file, not a directory"
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
+def _fsync_directory(directory):
+    """Make the rename itself durable, where the system allows it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _read_bytes(path):
