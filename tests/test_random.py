@@ -283,6 +283,30 @@ def test_integral_float_randrange_warns_like_stdlib():
     assert caught[0].filename == caught[1].filename == __file__   # points at the caller
 
 
+FLOAT_SEEDS = [3.5, -0.25, 1e300, -1e300, 0.0, -0.0, 5e-324, 2.0**63, -1.0, 1.5e-7,
+               float("inf"), float("-inf")]
+
+
+@pytest.mark.parametrize("seed", FLOAT_SEEDS, ids=repr)
+def test_float_seeds_equal_stdlib(seed):
+    ours, theirs = generators(seed)
+    same(ours.getstate(), theirs.getstate())
+    check(ours, theirs, "seed", seed)
+    check(ours, theirs, "random")
+
+
+def test_a_float_seed_is_hashed_not_truncated():
+    # (1 << 64) - 1 as a C expression is undefined: a clang build seeded 3.5 as 1
+    assert mrandom.Random(3.5).getstate() != mrandom.Random(1).getstate()
+    same(mrandom.Random(3.5).getstate(), stdlib.Random(3.5).getstate())
+    same(mrandom.Random(-0.25).getstate(), stdlib.Random(-0.25).getstate())
+
+
+def test_nan_seeds_by_its_hash():
+    nan = float("nan")      # hash(nan) depends on the object since Python 3.10
+    same(mrandom.Random(nan).getstate(), stdlib.Random(nan).getstate())
+
+
 def test_seed_none_draws_fresh_entropy():
     a, b = mrandom.Random(), mrandom.Random()
     assert a.getstate() != b.getstate()

@@ -41,6 +41,7 @@ cdef extern from "mt19937.h":
 cdef double TWOPI = 6.283185307179586  # math.tau
 cdef object _ONE = 1
 cdef bint _LEGACY_RANDRANGE = _sys.version_info < (3, 12)  # floats accepted, with a warning
+cdef object _SIZE_T_MASK = 2 * _sys.maxsize + 1  # (size_t)-1, in Python ints: a C shift by 64 is undefined
 cdef object _sha512 = None
 
 
@@ -143,7 +144,7 @@ cdef class Random:
         if isinstance(a, int):
             n = int.__abs__(a)      # int's own __abs__, as CPython does
         else:
-            n = hash(a) & ((1 << (8 * sizeof(size_t))) - 1)  # (size_t)hash
+            n = hash(a) & _SIZE_T_MASK     # (size_t)hash
         nwords = max(1, (n.bit_length() + 31) // 32)
         self._init_by_bytes(n.to_bytes(4 * nwords, 'little'))
 
