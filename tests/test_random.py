@@ -126,7 +126,8 @@ def test_every_method_equals_stdlib(seed):
         check(ours, theirs, "getrandbits", k)
     for args in [(1,), (7,), (2**31,), (2**32,), (2**32 + 1,), (2**63,), (2**64,), (2**64 + 1,),
                  (10**30,), (-5, 5), (3, 1000, 7), (1000, 3, -7), (0, 2**70, 3),
-                 (-(2**65), 2**65), (10, 11)]:
+                 (-(2**65), 2**65), (10, 11),
+                 (0, 100, 10), (10, 0, -5), (0, 10, 5), (-20, 20, 4), (0, 2**70, 2**10)]:
         check(ours, theirs, "randrange", *args)
     for a, b in [(0, 0), (1, 6), (-10, 10), (0, 2**80)]:
         check(ours, theirs, "randint", a, b)
@@ -305,6 +306,26 @@ def test_a_float_seed_is_hashed_not_truncated():
 def test_nan_seeds_by_its_hash():
     nan = float("nan")      # hash(nan) depends on the object since Python 3.10
     same(mrandom.Random(nan).getstate(), stdlib.Random(nan).getstate())
+
+
+@pytest.mark.parametrize("Random", [mrandom.Random, mrandom.PythonRandom])
+@pytest.mark.parametrize("seed", [0, 42, "seed", 3.5, None])
+def test_seed_clears_a_pending_gauss(Random, seed):
+    r = Random(7)
+    r.gauss()
+    assert r.gauss_next is not None
+    r.seed(seed)
+    assert r.gauss_next is None
+    if seed is not None:
+        theirs = stdlib.Random(seed)
+        same([r.gauss(), r.gauss(), r.gauss()], [theirs.gauss(), theirs.gauss(), theirs.gauss()])
+
+
+def test_module_seed_clears_a_pending_gauss():
+    mrandom.seed(1)
+    mrandom.gauss()
+    mrandom.seed(2)
+    same(mrandom.gauss(), stdlib.Random(2).gauss())
 
 
 def test_seed_none_draws_fresh_entropy():
