@@ -960,6 +960,19 @@ def test_bulk_draws_raise_cleanly_and_alike(method, args):
     assert ours.getstate() == python.getstate() == stdlib.Random(5).getstate()
 
 
+@pytest.mark.skipif(microgpt.BACKEND != "compiled", reason="the compiled generator's slot")
+def test_a_missing_or_foreign_generator_is_an_error_not_a_crash():
+    r = mrandom.Random(1)
+    r._generator = 5
+    with pytest.raises(TypeError):
+        r.random()
+    del r._generator
+    with pytest.raises(AttributeError):
+        r.gauss()
+    with pytest.raises(AttributeError):
+        mrandom.Random.random(stdlib.Random(1))     # not one of ours
+
+
 # -- threads --------------------------------------------------------------------
 
 def run_in_threads(*targets):
@@ -1051,3 +1064,4 @@ def test_a_forked_child_draws_other_numbers():
 def test_importing_it_imports_no_numpy():
     code = "import sys, microgpt.random; assert 'numpy' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+

@@ -14,6 +14,7 @@ standard library.
 cimport cython
 from cpython.long cimport PyLong_AsLong, PyLong_AsUnsignedLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.object cimport PyObject, PyObject_TypeCheck, PyTypeObject
 from libc.math cimport cos, floor, isfinite, log, sin, sqrt
 from libc.stdint cimport uint32_t, uint64_t
 
@@ -415,17 +416,41 @@ cdef class Generator:
 # give way to a subclass's or an instance's own method as Python functions
 # do, and reach the generator's C code with one attribute lookup.
 
-cdef object _Random = None      # microgpt.random.Random, once it has called set_random_class
+cdef extern from *:
+    """
+    #include <structmember.h>
+    /* Where a __slots__ member keeps its object in each instance. */
+    static Py_ssize_t microgpt_member_offset(PyObject *descr)
+    {
+        return ((PyMemberDescrObject *)descr)->d_member->offset;
+    }
+    """
+    Py_ssize_t microgpt_member_offset(object descr)
+
+cdef object _Random = None              # microgpt.random.Random, once set_random_class is called
+cdef Py_ssize_t _generator_offset = 0   # where its instances keep _generator
 
 
 def set_random_class(cls):
-    """Tell the methods below which class is microgpt.random.Random."""
-    global _Random
+    """Tell the methods below which class is microgpt.random.Random: its
+    instances keep their Generator in the __slots__ member _generator."""
+    global _Random, _generator_offset
+    descr = cls.__dict__["_generator"]
+    if type(descr).__name__ != "member_descriptor":
+        raise TypeError("Random._generator must be a __slots__ member")
+    _generator_offset = microgpt_member_offset(descr)
     _Random = cls
 
 
 cdef inline Generator _generator(self):
-    return self._generator
+    """self._generator, read straight from its slot: the attribute lookup
+    would cost as much as a draw."""
+    cdef PyObject *slot
+    if _Random is not None and PyObject_TypeCheck(self, <PyTypeObject *>_Random):
+        slot = (<PyObject **>(<char *><PyObject *>self + _generator_offset))[0]
+        if slot is not NULL and type(<object>slot) is Generator:
+            return <Generator>slot
+    return self._generator      # unset, or not a Random: Python's lookup, and its error
 
 
 def seed(self, a=None, version=2):
