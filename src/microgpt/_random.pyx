@@ -14,13 +14,13 @@ standard library.
 cimport cython
 from cpython.long cimport PyLong_AsLong, PyLong_AsUnsignedLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.number cimport PyNumber_Index
 from cpython.object cimport PyObject, PyObject_TypeCheck, PyTypeObject
 from libc.math cimport cos, floor, isfinite, log, sin, sqrt
 from libc.stdint cimport uint32_t, uint64_t
 
 import os as _os
 import sys as _sys
-from operator import index as _index
 from time import time_ns as _time_ns
 
 cdef extern from "mt19937.h":
@@ -157,7 +157,7 @@ cdef class Generator:
 
     cpdef getrandbits(self, k):
         """getrandbits(k) -> x.  Generates an int with k random bits."""
-        cdef int bits = _index(k)   # a C int, as in CPython: floats refused, huge k overflows
+        cdef int bits = PyNumber_Index(k)    # a C int, as in CPython: floats refused, huge k overflows
         cdef Py_ssize_t i, words
         cdef uint32_t r
         cdef unsigned char[:] b
@@ -582,12 +582,12 @@ cdef inline bint _is_float_or_int(object x):
 
 cdef Py_ssize_t _count(object k) except -1:
     """The number of draws itertools.repeat(None, k) makes: none for k < 0."""
-    cdef Py_ssize_t count = _index(k)
+    cdef Py_ssize_t count = PyNumber_Index(k)
     return count if count > 0 else 0
 
 
 cdef Py_ssize_t _count_array(object n) except -1:
-    cdef Py_ssize_t count = _index(n)
+    cdef Py_ssize_t count = PyNumber_Index(n)
     if count < 0:
         raise ValueError(f"n must be non-negative, not {count}")
     return count
