@@ -82,7 +82,11 @@ cdef class Generator:
     """
 
     cdef mt19937_state _state
-    cdef object _gauss_next     # gauss()'s second value, or whatever setstate() was given
+    # gauss()'s pending value: whatever setstate() was given (None: none), or,
+    # when gauss() drew it, a C double (no float object made for each pair)
+    cdef object _gauss_next
+    cdef double _gauss_double
+    cdef bint _gauss_is_double
     # The Random that owns it draws through a random(), getrandbits() or
     # _randbelow() of its own (its class's or its instance's): the methods
     # below then give way to Lib/random.py's. Kept here to be read from C.
@@ -120,7 +124,7 @@ cdef class Generator:
                             'int, float, str, bytes, and bytearray.')
 
         self._seed(a)
-        self._gauss_next = None
+        self._set_gauss_next(None)
 
     cdef _seed(self, a):
         """_random.Random.seed: an int's absolute value or a hash as 32-bit words."""
@@ -187,16 +191,18 @@ cdef class Generator:
         """Return internal state; can be passed to setstate() later."""
         cdef list words = [self._state.key[i] for i in range(MT19937_N)]
         words.append(self._state.pos)
-        return 3, tuple(words), self._gauss_next
+        return 3, tuple(words), self._get_gauss_next()
 
     cpdef setstate(self, state):
         """Restore internal state from object returned by getstate()."""
         version = state[0]
         if version == 3:
-            version, internalstate, self._gauss_next = state
+            version, internalstate, gauss_next = state
+            self._set_gauss_next(gauss_next)   # kept even if the words are refused, as in CPython
             self._setstate(internalstate)
         elif version == 2:
-            version, internalstate, self._gauss_next = state
+            version, internalstate, gauss_next = state
+            self._set_gauss_next(gauss_next)
             # In version 2, the state was saved as signed ints, which causes
             #   inconsistencies between 32/64-bit systems. The state is
             #   really unsigned 32-bit ints, so we convert negative ints from
@@ -232,10 +238,17 @@ cdef class Generator:
     def gauss_next(self):
         """The second value of the last gauss() pair, or None (any object
         setstate() was given, as in CPython)."""
-        return self._gauss_next
+        return self._get_gauss_next()
 
     @gauss_next.setter
     def gauss_next(self, value):
+        self._set_gauss_next(value)
+
+    cdef inline object _get_gauss_next(self):
+        return self._gauss_double if self._gauss_is_double else self._gauss_next
+
+    cdef inline void _set_gauss_next(self, value):
+        self._gauss_is_double = False
         self._gauss_next = value
 
     # -- draws built on the core, as Lib/random.py computes them ------------
@@ -331,16 +344,19 @@ cdef class Generator:
         """Gaussian distribution, as random.gauss: mu is the mean, and sigma
         is the standard deviation. Values come in pairs; the second is kept
         for the next call (and in getstate())."""
-        cdef double z, second
-        pending = self._gauss_next
-        self._gauss_next = None
-        if pending is None:
-            z = self._gauss_pair(&second)
-            self._gauss_next = second
-        elif type(pending) is float:
-            z = pending
+        cdef double z
+        if self._gauss_is_double:
+            self._gauss_is_double = False
+            z = self._gauss_double
+        elif self._gauss_next is None:
+            z = self._gauss_pair(&self._gauss_double)
+            self._gauss_is_double = True
         else:
-            return mu + pending * sigma     # whatever setstate() put there, as Python computes it
+            pending = self._gauss_next
+            self._gauss_next = None
+            if type(pending) is not float:
+                return mu + pending * sigma     # whatever setstate() put there, as Python computes it
+            z = pending
         if _is_float_or_int(mu) and _is_float_or_int(sigma):
             return <double>mu + z * <double>sigma   # what Python computes for these types
         return mu + z * sigma
@@ -394,8 +410,12 @@ cdef class Generator:
         cdef double second
         if count == 0:
             return
-        pending = self._gauss_next
-        if pending is not None:
+        if self._gauss_is_double:
+            self._gauss_is_double = False
+            view[0] = m + self._gauss_double * s
+            i = 1
+        elif self._gauss_next is not None:
+            pending = self._gauss_next
             self._gauss_next = None
             if type(pending) is float:
                 view[0] = m + <double>pending * s
@@ -407,8 +427,8 @@ cdef class Generator:
             view[i + 1] = m + second * s
             i += 2
         if i < count:
-            view[i] = m + self._gauss_pair(&second) * s
-            self._gauss_next = second
+            view[i] = m + self._gauss_pair(&self._gauss_double) * s
+            self._gauss_is_double = True
 
 
 # -- the methods of microgpt.random.Random that run on its generator ---------
