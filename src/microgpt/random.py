@@ -34,7 +34,7 @@ __all__ = _stdlib.__all__ + ["random_array", "gauss_array", "gauss_into"]
 class PythonRandom(_stdlib.Random):
     """The standard library's generator with microgpt's bulk draws, in
     Python: ``Random`` under ``MICROGPT_PUREPYTHON=1``, and the bulk draws of
-    any subclass of ``Random`` that brings its own ``random()``."""
+    any ``Random`` that brings its own ``random()``."""
 
     def random_array(self, n):
         """A float64 numpy array of the next n random() values."""
@@ -165,7 +165,7 @@ else:
             if name in _CORE:
                 _note_core(self)
 
-    def _note_core(self):
+    def _note_core(self):      # after an instance gained or lost a core of its own
         self._generator.own_core = type(self)._own_core or not _CORE.isdisjoint(vars(self))
 
     _CORE = frozenset(["random", "getrandbits", "_randbelow"])
