@@ -12,6 +12,7 @@ standard library's bit for bit. ``microgpt.random.Random``, a subclass of
 standard library.
 """
 cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_AsLong, PyLong_AsUnsignedLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.number cimport PyNumber_Index
@@ -144,7 +145,7 @@ cdef class Generator:
 
     cdef _init_by_bytes(self, bytes key):
         """init_by_array over key read as little-endian 32-bit words."""
-        cdef const unsigned char[:] b = key
+        cdef const unsigned char *b = <const unsigned char *>PyBytes_AS_STRING(key)
         cdef Py_ssize_t i, n = len(key) // 4
         cdef uint32_t *words = <uint32_t *>PyMem_Malloc(n * sizeof(uint32_t))
         if words == NULL:
@@ -164,7 +165,7 @@ cdef class Generator:
         cdef int bits = PyNumber_Index(k)    # a C int, as in CPython: floats refused, huge k overflows
         cdef Py_ssize_t i, words
         cdef uint32_t r
-        cdef unsigned char[:] b
+        cdef unsigned char *b
         if bits < 0:
             raise ValueError("number of bits must be non-negative")
         if bits == 0:
@@ -174,8 +175,8 @@ cdef class Generator:
         # 32 bits at a time from the least significant end, dropping the
         # low bits of the last word
         words = (bits - 1) // 32 + 1
-        buffer = bytearray(4 * words)
-        b = buffer
+        buffer = PyBytes_FromStringAndSize(NULL, 4 * words)
+        b = <unsigned char *>PyBytes_AS_STRING(buffer)
         for i in range(words):
             r = mt19937_next32(&self._state)
             if bits < 32:
