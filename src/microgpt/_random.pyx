@@ -2,28 +2,27 @@
 # Indexing here reaches user sequences, so it keeps Python's checks.
 """The compiled generator behind ``microgpt.random``.
 
-``Random`` is CPython's ``random.Random`` over the MT19937 core in
-``csrc/mt19937.c``: the same seeding, the same 32-bit words, the same
-doubles, and the algorithms of ``Lib/random.py`` above them written out in
-the same order, so every result equals the standard library's bit for bit.
-The draws microgpt makes most (``random``, ``gauss``, ``shuffle``,
-``choices``) run as C loops; the rest is CPython's Python, compiled.
+``Generator`` is what CPython's ``_random.Random`` is in C -- seeding, 32-bit
+words, ``random()``, ``getrandbits()``, the state -- over the MT19937 core in
+``csrc/mt19937.c``, plus the draws microgpt makes most as C loops: ``gauss``
+and its bulk forms, ``shuffle``, ``choices``. Each computes what
+``Lib/random.py`` computes, in the same order, so every result equals the
+standard library's bit for bit. ``microgpt.random.Random``, a subclass of
+``random.Random``, runs on a Generator and inherits everything else from the
+standard library.
 """
 cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_AsLong, PyLong_AsUnsignedLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.number cimport PyNumber_Index
+from cpython.object cimport PyObject, PyObject_TypeCheck, PyTypeObject
 from libc.math cimport cos, floor, isfinite, log, sin, sqrt
 from libc.stdint cimport uint32_t, uint64_t
 
 import os as _os
 import sys as _sys
-from _collections_abc import Sequence as _Sequence
-from bisect import bisect as _bisect
-from itertools import accumulate as _accumulate, repeat as _repeat
-from math import ceil as _ceil, floor as _floor, isfinite as _isfinite, log as _log
-from operator import index as _index
 from time import time_ns as _time_ns
-from warnings import warn as _warn
 
 cdef extern from "mt19937.h":
     enum:
@@ -31,7 +30,6 @@ cdef extern from "mt19937.h":
     ctypedef struct mt19937_state:
         uint32_t key[624]
         int pos
-    void mt19937_seed(mt19937_state *state, uint32_t seed) noexcept nogil
     void mt19937_init_by_array(mt19937_state *state, const uint32_t *init_key,
                                size_t key_length) noexcept nogil
     uint32_t mt19937_next32(mt19937_state *state) noexcept nogil
@@ -39,8 +37,8 @@ cdef extern from "mt19937.h":
     uint64_t mt19937_next_bits64(mt19937_state *state, int k) noexcept nogil
 
 cdef double TWOPI = 6.283185307179586  # math.tau
-cdef object _ONE = 1
-cdef bint _LEGACY_RANDRANGE = _sys.version_info < (3, 12)  # floats accepted, with a warning
+cdef object _SIZE_T_MASK = 2 * _sys.maxsize + 1  # (size_t)-1, in Python ints: a C shift by 64 is undefined
+cdef tuple _DOUBLE_FORMATS = ("d", "@d", "=d", "<d" if _sys.byteorder == "little" else ">d")
 cdef object _sha512 = None
 
 
@@ -76,30 +74,28 @@ cdef inline uint64_t _below(mt19937_state *state, uint64_t n) noexcept nogil:
     return r
 
 
-cdef class Random:
-    """Random number generator with the API and the output of ``random.Random``.
+@cython.final
+@cython.auto_pickle(False)     # microgpt.random.Random pickles through getstate()
+cdef class Generator:
+    """The compiled MT19937 generator: the core of ``microgpt.random.Random``.
 
-    >>> import random as stdlib
-    >>> Random(42).random() == stdlib.Random(42).random()
-    True
+    A new Generator is all zeros, as CPython's is before seeding: call seed().
     """
 
-    VERSION = 3     # used by getstate/setstate
-
     cdef mt19937_state _state
-    cdef double _gauss_next      # the second value of the last gauss pair
-    cdef bint _has_gauss_next    # whether _gauss_next is waiting to be returned
-
-    def __cinit__(self, *args, **kwargs):
-        mt19937_seed(&self._state, 5489)  # defined even if a subclass skips __init__
-
-    def __init__(self, x=None):
-        """Initialize an instance; x controls seeding, as for seed()."""
-        self.seed(x)
+    # gauss()'s pending value: whatever setstate() was given (None: none), or,
+    # when gauss() drew it, a C double (no float object made for each pair)
+    cdef object _gauss_next
+    cdef double _gauss_double
+    cdef bint _gauss_is_double
+    # The Random that owns it draws through a random(), getrandbits() or
+    # _randbelow() of its own (its class's or its instance's): the methods
+    # below then give way to Lib/random.py's. Kept here to be read from C.
+    cdef public bint own_core
 
     # -- the core: seeding, words, state (CPython's _random.Random) --------
 
-    def seed(self, a=None, version=2):
+    cpdef seed(self, a=None, version=2):
         """Initialize internal state from a seed.
 
         The only supported seed types are None, int, float, str, bytes, and
@@ -129,7 +125,7 @@ cdef class Random:
                             'int, float, str, bytes, and bytearray.')
 
         self._seed(a)
-        self._has_gauss_next = False
+        self._set_gauss_next(None)
 
     cdef _seed(self, a):
         """_random.Random.seed: an int's absolute value or a hash as 32-bit words."""
@@ -143,13 +139,13 @@ cdef class Random:
         if isinstance(a, int):
             n = int.__abs__(a)      # int's own __abs__, as CPython does
         else:
-            n = hash(a) & ((1 << (8 * sizeof(size_t))) - 1)  # (size_t)hash
+            n = hash(a) & _SIZE_T_MASK     # (size_t)hash
         nwords = max(1, (n.bit_length() + 31) // 32)
         self._init_by_bytes(n.to_bytes(4 * nwords, 'little'))
 
     cdef _init_by_bytes(self, bytes key):
         """init_by_array over key read as little-endian 32-bit words."""
-        cdef const unsigned char[:] b = key
+        cdef const unsigned char *b = <const unsigned char *>PyBytes_AS_STRING(key)
         cdef Py_ssize_t i, n = len(key) // 4
         cdef uint32_t *words = <uint32_t *>PyMem_Malloc(n * sizeof(uint32_t))
         if words == NULL:
@@ -160,16 +156,16 @@ cdef class Random:
         mt19937_init_by_array(&self._state, words, n)
         PyMem_Free(words)
 
-    def random(self):
+    cpdef random(self):
         """random() -> x in the interval [0, 1)."""
         return mt19937_next_double(&self._state)
 
-    def getrandbits(self, k):
+    cpdef getrandbits(self, k):
         """getrandbits(k) -> x.  Generates an int with k random bits."""
-        cdef int bits = _index(k)   # a C int, as in CPython: floats refused, huge k overflows
+        cdef int bits = PyNumber_Index(k)    # a C int, as in CPython: floats refused, huge k overflows
         cdef Py_ssize_t i, words
         cdef uint32_t r
-        cdef unsigned char[:] b
+        cdef unsigned char *b
         if bits < 0:
             raise ValueError("number of bits must be non-negative")
         if bits == 0:
@@ -179,8 +175,8 @@ cdef class Random:
         # 32 bits at a time from the least significant end, dropping the
         # low bits of the last word
         words = (bits - 1) // 32 + 1
-        buffer = bytearray(4 * words)
-        b = buffer
+        buffer = PyBytes_FromStringAndSize(NULL, 4 * words)
+        b = <unsigned char *>PyBytes_AS_STRING(buffer)
         for i in range(words):
             r = mt19937_next32(&self._state)
             if bits < 32:
@@ -192,36 +188,35 @@ cdef class Random:
             bits -= 32
         return int.from_bytes(buffer, 'little')
 
-    def getstate(self):
+    cpdef getstate(self):
         """Return internal state; can be passed to setstate() later."""
-        return self.VERSION, self._getstate(), self.gauss_next
+        cdef list words = [self._state.key[i] for i in range(MT19937_N)]
+        words.append(self._state.pos)
+        return 3, tuple(words), self._get_gauss_next()
 
-    cdef tuple _getstate(self):
-        cdef list state = [self._state.key[i] for i in range(MT19937_N)]
-        state.append(self._state.pos)
-        return tuple(state)
-
-    def setstate(self, state):
+    cpdef setstate(self, state):
         """Restore internal state from object returned by getstate()."""
         version = state[0]
         if version == 3:
-            version, internalstate, self.gauss_next = state
+            version, internalstate, gauss_next = state
+            self._set_gauss_next(gauss_next)   # kept even if the words are refused, as in CPython
             self._setstate(internalstate)
         elif version == 2:
-            version, internalstate, self.gauss_next = state
+            version, internalstate, gauss_next = state
+            self._set_gauss_next(gauss_next)
             # In version 2, the state was saved as signed ints, which causes
             #   inconsistencies between 32/64-bit systems. The state is
             #   really unsigned 32-bit ints, so we convert negative ints from
             #   version 2 to positive longs for version 3.
             try:
-                internalstate = tuple(x % (2 ** 32) for x in internalstate)
+                internalstate = tuple([x % (2 ** 32) for x in internalstate])
             except ValueError as e:
                 raise TypeError from e
             self._setstate(internalstate)
         else:
             raise ValueError("state with version %s passed to "
                              "Random.setstate() of version %s" %
-                             (version, self.VERSION))
+                             (version, 3))
 
     cdef _setstate(self, state):
         """_random.Random.setstate: 624 words and a position, all checked first."""
@@ -242,31 +237,24 @@ cdef class Random:
 
     @property
     def gauss_next(self):
-        """The second value of the last gauss() pair, or None."""
-        return self._gauss_next if self._has_gauss_next else None
+        """The second value of the last gauss() pair, or None (any object
+        setstate() was given, as in CPython)."""
+        return self._get_gauss_next()
 
     @gauss_next.setter
     def gauss_next(self, value):
-        if value is None:
-            self._has_gauss_next = False
-        else:
-            self._gauss_next = value
-            self._has_gauss_next = True
+        self._set_gauss_next(value)
 
-    # -- pickle and copy ---------------------------------------------------
+    cdef inline object _get_gauss_next(self):
+        return self._gauss_double if self._gauss_is_double else self._gauss_next
 
-    def __getstate__(self):  # for pickle
-        return self.getstate()
+    cdef inline void _set_gauss_next(self, value):
+        self._gauss_is_double = False
+        self._gauss_next = value
 
-    def __setstate__(self, state):  # for pickle
-        self.setstate(state)
+    # -- draws built on the core, as Lib/random.py computes them ------------
 
-    def __reduce__(self):
-        return self.__class__, (), self.getstate()
-
-    # -- integers and sequences (Lib/random.py) ----------------------------
-
-    def _randbelow(self, n):
+    cpdef _randbelow(self, n):
         """Return a random int in the range [0,n).  Defined for n > 0."""
         if n <= 0:
             raise ValueError("_randbelow() is defined for n > 0 only")
@@ -278,65 +266,7 @@ cdef class Random:
             r = self.getrandbits(k)
         return r
 
-    def randbytes(self, n):
-        """Generate n random bytes."""
-        return self.getrandbits(n * 8).to_bytes(n, 'little')
-
-    def randrange(self, start, stop=None, step=_ONE):
-        """Choose a random item from range(stop) or range(start, stop[, step]).
-
-        Roughly equivalent to ``choice(range(start, stop, step))`` but
-        supports arbitrarily large ranges and is optimized for common cases.
-        """
-        istart = _randrange_index(start, "arg 1")
-        if stop is None:
-            # We don't check for "step != 1" because it hasn't been
-            # type checked and converted to an integer yet.
-            if step is not _ONE:
-                raise TypeError('Missing a non-None stop argument')
-            if istart > 0:
-                return self._randbelow(istart)
-            raise ValueError("empty range for randrange()")
-
-        # stop argument supplied.
-        istop = _randrange_index(stop, "stop")
-        width = istop - istart
-        istep = _randrange_index(step, "step")
-        # Fast path.
-        if istep == 1:
-            if width > 0:
-                return istart + self._randbelow(width)
-            if _LEGACY_RANDRANGE:
-                raise ValueError("empty range for randrange() (%d, %d, %d)" % (istart, istop, width))
-            raise ValueError(f"empty range in randrange({start}, {stop})")
-
-        # Non-unit step argument supplied.
-        if istep > 0:
-            n = (width + istep - 1) // istep
-        elif istep < 0:
-            n = (width + istep + 1) // istep
-        else:
-            raise ValueError("zero step for randrange()")
-        if n <= 0:
-            if _LEGACY_RANDRANGE:
-                raise ValueError("empty range for randrange()")
-            raise ValueError(f"empty range in randrange({start}, {stop}, {step})")
-        return istart + istep * self._randbelow(n)
-
-    def randint(self, a, b):
-        """Return random integer in range [a, b], including both end points."""
-        return self.randrange(a, b+1)
-
-    def choice(self, seq):
-        """Choose a random element from a non-empty sequence."""
-        # As an accommodation for NumPy, we don't use "if not seq"
-        # because bool(numpy.array()) raises a ValueError.
-        cdef Py_ssize_t n = len(seq)
-        if not n:
-            raise IndexError('Cannot choose from an empty sequence')
-        return seq[<Py_ssize_t>_below(&self._state, n)]
-
-    def shuffle(self, x):
+    cpdef shuffle(self, x):
         """Shuffle list x in place, and return None."""
         cdef Py_ssize_t i, j
         cdef list items
@@ -352,105 +282,30 @@ cdef class Random:
             j = <Py_ssize_t>_below(&self._state, i + 1)
             x[i], x[j] = x[j], x[i]
 
-    def sample(self, population, k, *, counts=None):
-        """Chooses k unique random elements from a population sequence.
-
-        Returns a new list containing elements from the population while
-        leaving the original population unchanged, in selection order, as
-        ``random.sample`` does (counts= repeats elements).
-        """
-        if not isinstance(population, _Sequence):
-            raise TypeError("Population must be a sequence.  "
-                            "For dicts or sets, use sorted(d).")
-        n = len(population)
-        if counts is not None:
-            cum_counts = list(_accumulate(counts))
-            if len(cum_counts) != n:
-                raise ValueError('The number of counts does not match the population')
-            total = cum_counts.pop()
-            if not isinstance(total, int):
-                raise TypeError('Counts must be integers')
-            if total <= 0:
-                raise ValueError('Total of counts must be greater than zero')
-            selections = self.sample(range(total), k=k)
-            bisect = _bisect
-            return [population[bisect(cum_counts, s)] for s in selections]
-        randbelow = self._randbelow
-        if not 0 <= k <= n:
-            raise ValueError("Sample larger than population or is negative")
-        result = [None] * k
-        setsize = 21        # size of a small set minus size of an empty list
-        if k > 5:
-            setsize += 4 ** _ceil(_log(k * 3, 4))  # table size for big sets
-        if n <= setsize:
-            # An n-length list is smaller than a k-length set.
-            # Invariant:  non-selected at pool[0 : n-i]
-            pool = list(population)
-            for i in range(k):
-                j = randbelow(n - i)
-                result[i] = pool[j]
-                pool[j] = pool[n - i - 1]  # move non-selected item into vacancy
-        else:
-            selected = set()
-            selected_add = selected.add
-            for i in range(k):
-                j = randbelow(n)
-                while j in selected:
-                    j = randbelow(n)
-                selected_add(j)
-                result[i] = population[j]
-        return result
-
-    def choices(self, population, weights=None, *, cum_weights=None, k=1):
-        """Return a k sized list of population elements chosen with replacement.
-
-        If the relative weights or cumulative weights are not specified,
-        the selections are made with equal probability.
-        """
+    cdef object _choices(self, population, weights, cum_weights, k):
+        """random.choices without weights or with float weights, as C loops;
+        NotImplemented for any other weights."""
         cdef Py_ssize_t i, count
         cdef double nf
-        n = len(population)
         if cum_weights is None:
             if weights is None:
-                nf = n          # n += 0.0, as CPython does
+                nf = len(population)    # n += 0.0, as CPython does
                 count = _count(k)
                 return [population[<Py_ssize_t>floor(mt19937_next_double(&self._state) * nf)]
                         for i in range(count)]
             if _all_floats(weights):
-                return self._choices_float(population, n, weights, False, k)
-            try:
-                cum_weights = list(_accumulate(weights))
-            except TypeError:
-                if not isinstance(weights, int):
-                    raise
-                k = weights
-                raise TypeError(
-                    f'The number of choices must be a keyword argument: {k=}'
-                ) from None
-        elif weights is not None:
-            raise TypeError('Cannot specify both weights and cumulative weights')
-        elif _all_floats(cum_weights):
-            return self._choices_float(population, n, cum_weights, True, k)
-        if len(cum_weights) != n:
-            raise ValueError('The number of weights does not match the population')
-        total = cum_weights[-1] + 0.0   # convert to float
-        if total <= 0.0:
-            raise ValueError('Total of weights must be greater than zero')
-        if not _isfinite(total):
-            raise ValueError('Total of weights must be finite')
-        random = self.random
-        bisect = _bisect
-        hi = n - 1
-        return [population[bisect(cum_weights, random() * total, 0, hi)]
-                for _ in _repeat(None, k)]
+                return self._choices_float(population, weights, False, k)
+        elif weights is None and _all_floats(cum_weights):
+            return self._choices_float(population, cum_weights, True, k)
+        return NotImplemented
 
-    cdef list _choices_float(self, population, Py_ssize_t n, weights, bint cumulative, k):
+    cdef list _choices_float(self, population, weights, bint cumulative, k):
         """choices() when every weight is a float: the running sums, the
         checks and bisect_right as CPython computes them, on C doubles."""
-        cdef Py_ssize_t i, lo, hi, mid, count, m = len(weights)
+        cdef Py_ssize_t i, lo, hi, mid, count, n = len(population)
         cdef double total, x, running = 0.0
         cdef double *cum
-        if m != n:
+        if len(weights) != n:
             raise ValueError('The number of weights does not match the population')
         if n == 0:
             raise IndexError('list index out of range')   # cum_weights[-1] of []
@@ -486,22 +341,28 @@ cdef class Random:
         finally:
             PyMem_Free(cum)
 
-    # -- real-valued distributions -----------------------------------------
-
-    def uniform(self, a, b):
-        "Get a random number in the range [a, b) or [a, b] depending on rounding."
-        return a + (b - a) * self.random()
-
-    def gauss(self, mu=0.0, sigma=1.0):
+    cpdef gauss(self, mu=0.0, sigma=1.0):
         """Gaussian distribution, as random.gauss: mu is the mean, and sigma
         is the standard deviation. Values come in pairs; the second is kept
         for the next call (and in getstate())."""
-        cdef double z = self._gauss()
+        cdef double z
+        if self._gauss_is_double:
+            self._gauss_is_double = False
+            z = self._gauss_double
+        elif self._gauss_next is None:
+            z = self._gauss_pair(&self._gauss_double)
+            self._gauss_is_double = True
+        else:
+            pending = self._gauss_next
+            self._gauss_next = None
+            if type(pending) is not float:
+                return mu + pending * sigma     # whatever setstate() put there, as Python computes it
+            z = pending
         if _is_float_or_int(mu) and _is_float_or_int(sigma):
             return <double>mu + z * <double>sigma   # what Python computes for these types
         return mu + z * sigma
 
-    cdef double _gauss(self) noexcept:
+    cdef inline double _gauss_pair(self, double *second) noexcept:
         # When x and y are two variables from [0, 1), uniformly
         # distributed, then
         #
@@ -510,20 +371,14 @@ cdef class Random:
         #
         # are two *independent* variables with normal distribution
         # (mu = 0, sigma = 1).  (Lambert Meertens)
-        cdef double x2pi, g2rad, z
-        if self._has_gauss_next:
-            self._has_gauss_next = False
-            return self._gauss_next
-        x2pi = mt19937_next_double(&self._state) * TWOPI
-        g2rad = sqrt(-2.0 * log(1.0 - mt19937_next_double(&self._state)))
-        z = cos(x2pi) * g2rad
-        self._gauss_next = sin(x2pi) * g2rad
-        self._has_gauss_next = True
-        return z
+        cdef double x2pi = mt19937_next_double(&self._state) * TWOPI
+        cdef double g2rad = sqrt(-2.0 * log(1.0 - mt19937_next_double(&self._state)))
+        second[0] = sin(x2pi) * g2rad
+        return cos(x2pi) * g2rad
 
     # -- bulk draws --------------------------------------------------------
 
-    def random_array(self, n):
+    cpdef random_array(self, n):
         """A float64 numpy array of the next n random() values."""
         cdef Py_ssize_t i, count = _count_array(n)
         cdef double[::1] view
@@ -534,41 +389,202 @@ cdef class Random:
             view[i] = mt19937_next_double(&self._state)
         return out
 
-    def gauss_array(self, n, mu=0.0, sigma=1.0):
+    cpdef gauss_array(self, n, mu=0.0, sigma=1.0):
         """A float64 numpy array of the next n gauss(mu, sigma) values."""
         cdef Py_ssize_t count = _count_array(n)
+        cdef double m = mu, s = sigma
         import numpy
         out = numpy.empty(count, dtype=numpy.float64)
-        self.gauss_into(out, mu, sigma)
+        self._gauss_fill(out, m, s)
         return out
 
-    def gauss_into(self, out, mu=0.0, sigma=1.0):
-        """Fill out, a writable contiguous buffer of doubles (a memoryview, a
-        numpy array), with the next len(out) gauss(mu, sigma) values."""
-        cdef double[::1] view = out
-        cdef double m = mu, s = sigma
-        cdef Py_ssize_t i
-        for i in range(view.shape[0]):
-            view[i] = m + self._gauss() * s
+    cpdef gauss_into(self, out, mu=0.0, sigma=1.0):
+        """Fill out, a writable C-contiguous buffer of doubles (a numpy array,
+        a memoryview), with the next gauss(mu, sigma) values, one per double."""
+        view = _double_buffer(out)
+        self._gauss_fill(view, mu, sigma)
+
+    cdef _gauss_fill(self, double[::1] view, double m, double s):
+        """view[i] = gauss(m, s) for each i: the pairs on C doubles, the
+        second value of the last pair left in the slot."""
+        cdef Py_ssize_t i = 0, count = view.shape[0]
+        cdef double second
+        if count == 0:
+            return
+        if self._gauss_is_double:
+            self._gauss_is_double = False
+            view[0] = m + self._gauss_double * s
+            i = 1
+        elif self._gauss_next is not None:
+            pending = self._gauss_next
+            self._gauss_next = None
+            if type(pending) is float:
+                view[0] = m + <double>pending * s
+            else:
+                view[0] = m + pending * s   # as gauss() computes it, then stored as a double
+            i = 1
+        while i + 1 < count:
+            view[i] = m + self._gauss_pair(&second) * s
+            view[i + 1] = m + second * s
+            i += 2
+        if i < count:
+            view[i] = m + self._gauss_pair(&self._gauss_double) * s
+            self._gauss_is_double = True
 
 
-cdef object _randrange_index(object value, str what):
-    """operator.index(value), or, before Python 3.12, an integral float with a warning."""
-    if not _LEGACY_RANDRANGE:
-        return _index(value)
-    try:
-        return _index(value)
-    except TypeError:
-        ivalue = int(value)
-        if ivalue != value:
-            _warn('randrange() will raise TypeError in the future',
-                  DeprecationWarning, 1)  # Cython adds no frames: 1 is the caller
-            raise ValueError(f"non-integer {what} for randrange()")
-        _warn('non-integer arguments to randrange() have been deprecated '
-              'since Python 3.10 and will be removed in a subsequent '
-              'version',
-              DeprecationWarning, 1)  # Cython adds no frames: 1 is the caller
-        return ivalue
+# -- the methods of microgpt.random.Random that run on its generator ---------
+# Plain functions of self, for Random's class dict: they bind, inherit and
+# give way to a subclass's or an instance's own method as Python functions
+# do, and reach the generator's C code with one attribute lookup.
+
+cdef extern from *:
+    """
+    #include <structmember.h>
+    /* Where a __slots__ member keeps its object in each instance. */
+    static Py_ssize_t microgpt_member_offset(PyObject *descr)
+    {
+        return ((PyMemberDescrObject *)descr)->d_member->offset;
+    }
+    """
+    Py_ssize_t microgpt_member_offset(object descr)
+
+cdef object _Random = None              # microgpt.random.Random, once set_random_class is called
+cdef Py_ssize_t _generator_offset = 0   # where its instances keep _generator
+
+
+def set_random_class(cls):
+    """Tell the methods below which class is microgpt.random.Random: its
+    instances keep their Generator in the __slots__ member _generator."""
+    global _Random, _generator_offset
+    descr = cls.__dict__["_generator"]
+    if type(descr).__name__ != "member_descriptor":
+        raise TypeError("Random._generator must be a __slots__ member")
+    _generator_offset = microgpt_member_offset(descr)
+    _Random = cls
+
+
+cdef inline Generator _generator(self):
+    """self._generator, read straight from its slot: the attribute lookup
+    would cost as much as a draw."""
+    cdef PyObject *slot
+    if _Random is not None and PyObject_TypeCheck(self, <PyTypeObject *>_Random):
+        slot = (<PyObject **>(<char *><PyObject *>self + _generator_offset))[0]
+        if slot is not NULL and type(<object>slot) is Generator:
+            return <Generator>slot
+    return self._generator      # unset, or not a Random: Python's lookup, and its error
+
+
+def seed(self, a=None, version=2):
+    """Initialize internal state from a seed, exactly as random.seed:
+    None, int, float, str, bytes, or bytearray."""
+    return _generator(self).seed(a, version)
+
+
+def random(self):
+    """random() -> x in the interval [0, 1)."""
+    return _generator(self).random()
+
+
+def getrandbits(self, k):
+    """getrandbits(k) -> x.  Generates an int with k random bits."""
+    return _generator(self).getrandbits(k)
+
+
+def getstate(self):
+    """Return internal state; can be passed to setstate() later."""
+    return _generator(self).getstate()
+
+
+def setstate(self, state):
+    """Restore internal state from object returned by getstate()."""
+    return _generator(self).setstate(state)
+
+
+# The draws built on the core: C loops, unless the Random has a core of its
+# own (Generator.own_core); then the next class's: Lib/random.py's
+# algorithms, PythonRandom's bulk draws.
+
+def _randbelow(self, n):
+    """Return a random int in the range [0,n).  Defined for n > 0."""
+    cdef Generator g = _generator(self)
+    if g.own_core:
+        return super(_Random, self)._randbelow(n)
+    return g._randbelow(n)
+
+
+def gauss(self, mu=0.0, sigma=1.0):
+    """Gaussian distribution.
+
+    mu is the mean, and sigma is the standard deviation.  This is
+    slightly faster than the normalvariate() function.
+    """
+    cdef Generator g = _generator(self)
+    if g.own_core:
+        return super(_Random, self).gauss(mu, sigma)
+    return g.gauss(mu, sigma)
+
+
+def shuffle(self, x):
+    """Shuffle list x in place, and return None."""
+    cdef Generator g = _generator(self)
+    if g.own_core:
+        return super(_Random, self).shuffle(x)
+    return g.shuffle(x)
+
+
+def choices(self, population, weights=None, *, cum_weights=None, k=1):
+    """Return a k sized list of population elements chosen with replacement.
+
+    If the relative weights or cumulative weights are not specified,
+    the selections are made with equal probability.
+    """
+    cdef Generator g = _generator(self)
+    if not g.own_core:
+        result = g._choices(population, weights, cum_weights, k)
+        if result is not NotImplemented:
+            return result
+    # other weights than floats, or a core of its own: the standard library's loop
+    return super(_Random, self).choices(population, weights, cum_weights=cum_weights, k=k)
+
+
+def random_array(self, n):
+    """A float64 numpy array of the next n random() values."""
+    cdef Generator g = _generator(self)
+    if g.own_core:
+        return super(_Random, self).random_array(n)
+    return g.random_array(n)
+
+
+def gauss_array(self, n, mu=0.0, sigma=1.0):
+    """A float64 numpy array of the next n gauss(mu, sigma) values."""
+    cdef Generator g = _generator(self)
+    if g.own_core:
+        return super(_Random, self).gauss_array(n, mu, sigma)
+    return g.gauss_array(n, mu, sigma)
+
+
+def gauss_into(self, out, mu=0.0, sigma=1.0):
+    """Fill out, a writable C-contiguous buffer of doubles (a numpy array,
+    a memoryview), with the next gauss(mu, sigma) values, one per double."""
+    cdef Generator g = _generator(self)
+    if g.own_core:
+        return super(_Random, self).gauss_into(out, mu, sigma)
+    return g.gauss_into(out, mu, sigma)
+
+
+# -- helpers -------------------------------------------------------------------
+
+cdef object _double_buffer(object out):
+    """out as a flat memoryview of doubles, if it is a writable C-contiguous
+    buffer of them; TypeError otherwise (None, read-only, strided, float32)."""
+    view = memoryview(out)
+    if view.readonly:
+        raise TypeError("gauss_into needs a writable buffer, not a read-only one")
+    if not view.c_contiguous:
+        raise TypeError("gauss_into needs a C-contiguous buffer")
+    if view.itemsize != 8 or view.format not in _DOUBLE_FORMATS:
+        raise TypeError(f"gauss_into needs a buffer of doubles, not of format {view.format!r}")
+    return view.cast("B").cast("d")
 
 
 cdef bint _all_floats(object weights) except -1:
@@ -587,12 +603,12 @@ cdef inline bint _is_float_or_int(object x):
 
 cdef Py_ssize_t _count(object k) except -1:
     """The number of draws itertools.repeat(None, k) makes: none for k < 0."""
-    cdef Py_ssize_t count = _index(k)
+    cdef Py_ssize_t count = PyNumber_Index(k)
     return count if count > 0 else 0
 
 
 cdef Py_ssize_t _count_array(object n) except -1:
-    cdef Py_ssize_t count = _index(n)
+    cdef Py_ssize_t count = PyNumber_Index(n)
     if count < 0:
         raise ValueError(f"n must be non-negative, not {count}")
     return count
