@@ -1065,3 +1065,26 @@ def test_importing_it_imports_no_numpy():
     code = "import sys, microgpt.random; assert 'numpy' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
+
+
+@pytest.mark.skipif(microgpt.BACKEND != "compiled", reason="the compiled generator only")
+def test_the_generator_slot_is_only_read_where_it_is():
+    """set_random_class trusts nothing: a member borrowed from another class,
+    or not a member at all, is refused, so no method reads outside an object."""
+    from microgpt import _random
+
+    class Small:
+        pass
+
+    class Borrower(Small):
+        _generator = mrandom.Random.__dict__["_generator"]
+
+    for cls in [Small, Borrower, type("Plain", (), {"_generator": None}), 42]:
+        with pytest.raises(TypeError):
+            _random.set_random_class(cls)
+    r = mrandom.Random(5)
+    assert r.random() == stdlib.Random(5).random()
+    with pytest.raises(TypeError):     # the member refuses an object not of its class
+        _random.random(Borrower())
+    with pytest.raises(AttributeError):
+        _random.random(Small())

@@ -456,11 +456,15 @@ def set_random_class(cls):
     """Tell the methods below which class is microgpt.random.Random: its
     instances keep their Generator in the __slots__ member _generator."""
     global _Random, _generator_offset
-    descr = cls.__dict__["_generator"]
-    if type(descr).__name__ != "member_descriptor":
-        raise TypeError("Random._generator must be a __slots__ member")
-    _generator_offset = microgpt_member_offset(descr)
-    _Random = cls
+    descr = cls.__dict__.get("_generator") if isinstance(cls, type) else None
+    # a member of cls itself (not one borrowed from another class), inside
+    # its instances: the methods below read it at that offset
+    if type(descr).__name__ != "member_descriptor" or descr.__objclass__ is not cls:
+        raise TypeError("Random._generator must be a __slots__ member of Random")
+    offset = microgpt_member_offset(descr)
+    if not sizeof(PyObject) <= offset <= cls.__basicsize__ - sizeof(PyObject *):
+        raise TypeError("Random._generator is not inside Random's instances")
+    _Random, _generator_offset = cls, offset
 
 
 cdef inline Generator _generator(self):
