@@ -139,14 +139,15 @@ MUTANTS = [
      "documents split at \\u2028, \\x0c and the like, as microgpt.py does not"),
     # the generator
     ("seed_keeps_pending_gauss", "src/microgpt/_random.pyx",
-     "self._gauss_next = None", "pass",
+     "        self._seed(a)\n        self._set_gauss_next(None)", "        self._seed(a)",
      "seed() keeps the second value of a gauss pair"),
     ("randbelow_accepts_n", "src/microgpt/_random.pyx",
      "while r >= n:\n        r = mt19937_next_bits64(state, k)",
      "while r > n:\n        r = mt19937_next_bits64(state, k)",
      "_randbelow(n) can return n"),
     ("gauss_pair_swapped", "src/microgpt/_random.pyx",
-     "z = cos(x2pi) * g2rad", "z = sin(x2pi) * g2rad",
+     "second[0] = sin(x2pi) * g2rad\n        return cos(x2pi) * g2rad",
+     "second[0] = cos(x2pi) * g2rad\n        return sin(x2pi) * g2rad",
      "gauss returns the pair's second value first"),
 ]
 
