@@ -248,17 +248,18 @@ def test_any_hostile_argument_gets_a_clean_exception_or_an_answer(data):
     result.tolist()
 
 
-@pytest.mark.parametrize("op, args", [
-    (linear, lambda t: (None, t)), (linear, lambda t: (t, None)), (add, lambda t: (None, t)),
-    (add, lambda t: (t, None)), (embedding, lambda t: (None, [0])), (rmsnorm, lambda t: (None,)),
-    (relu_squared, lambda t: (None,)), (softmax, lambda t: (None,)),
-    (cross_entropy, lambda t: (None, [0])), (attention, lambda t: (None, [t], [t], 1)),
-    (attention, lambda t: (t, [None], [t], 1)), (attention, lambda t: (t, [t], [None], 1)),
-    (Adam, lambda t: (None,)),
-], ids=lambda x: getattr(x, "__name__", ""))
-def test_none_is_not_a_tensor(op, args):
+@pytest.mark.parametrize("name, args", [
+    ("linear", lambda t: (None, t)), ("linear", lambda t: (t, None)), ("add", lambda t: (None, t)),
+    ("add", lambda t: (t, None)), ("embedding", lambda t: (None, [0])),
+    ("rmsnorm", lambda t: (None,)), ("relu_squared", lambda t: (None,)),
+    ("softmax", lambda t: (None,)), ("cross_entropy", lambda t: (None, [0])),
+    ("attention", lambda t: (None, [t], [t], 1)), ("attention", lambda t: (t, [None], [t], 1)),
+    ("attention", lambda t: (t, [t], [None], 1)), ("Adam", lambda t: (None,)),
+])
+def test_none_is_not_a_tensor(name, args):
+    from microgpt import fused
     with pytest.raises(TypeError):
-        op(*args(Tensor([[1.0, 2.0]])))
+        getattr(fused, name)(*args(Tensor([[1.0, 2.0]])))
 
 
 def test_ids_and_targets_are_ints_as_list_indices_are():
