@@ -279,8 +279,9 @@ def test_relu_local_gradient_at_zero(x):
         y = a.relu() * 3.0
         y.backward()
         results.append((bits(y.data), bits(a.grad), [bits(g) for g in y._children[0]._local_grads]))
-    assert results[0] == results[1]
-    assert results[0][1] == ("0x1.8000000000000p+1" if x > 0 else "0x0.0p+0")
+    assert all(r == results[0] for r in results)
+    # 3.0 * float(x > 0): microgpt.py's relu has local gradient float(data > 0)
+    assert results[0][1] == (3.0 * float(x > 0)).hex()
 
 
 # -- depth -----------------------------------------------------------------------
