@@ -226,11 +226,17 @@ def test_the_check_refuses_only_what_does_not_fit(monkeypatch):
     check_memory(Config(27, 10**6), "fused", 16, 500, 20)
 
 
+address_space_limits = pytest.mark.skipif(
+    "libasan" in os.environ.get("LD_PRELOAD", ""),
+    reason="AddressSanitizer's shadow memory needs more address space than the limit leaves")
+
+
 def limit_address_space(size):
     return lambda: resource.setrlimit(resource.RLIMIT_AS, (size, size))
 
 
 @linux_only
+@address_space_limits
 def test_the_memory_check_counts_the_documents_and_ulimit(tmp_path):
     # 5,000 positions: attention keeps 4 x 5,000 x 5,000 numbers, twice, over 1 GiB (the
     # first check, before the documents are read, cannot know that and lets it pass)
@@ -245,6 +251,7 @@ def test_the_memory_check_counts_the_documents_and_ulimit(tmp_path):
 
 
 @linux_only
+@address_space_limits
 @compiled_only
 def test_out_of_memory_at_run_time_is_one_line(names_txt):
     # past the check, the fused parameters (1.5 GB) cannot be allocated under 1 GiB
