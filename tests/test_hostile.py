@@ -22,6 +22,7 @@ from hypothesis import given, strategies as st
 import microgpt
 from microgpt import model as scalar
 from microgpt.engine import Value as PureValue
+from test_fused import scalar_attention
 
 compiled = pytest.mark.skipif(microgpt.BACKEND != "compiled", reason="the compiled core only")
 pytestmark = compiled
@@ -131,6 +132,20 @@ def churning(action):
     return Context()
 
 
+def in_two_threads(work):
+    """Run work() in two threads at once, switching between them as often as can be."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+
+
 def test_a_backward_pass_inside_a_finalizer_leaves_the_outer_one_intact():
     expected = pure_gradients(60)
 
@@ -153,17 +168,8 @@ def test_backward_passes_in_two_threads_are_right():
             y.backward()
             results.append([x.grad for x in xs] == expected)
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        with churning(lambda: sum(range(50))):
-            threads = [threading.Thread(target=work) for _ in range(2)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    with churning(lambda: sum(range(50))):
+        in_two_threads(work)
     assert len(results) == 200 and all(results)
 
 
@@ -352,22 +358,6 @@ def test_sizes_that_overflow_are_refused():
 
 # -- the same tensor in several places ------------------------------------------------
 
-def scalar_attention(q, keys, values_, n_head):
-    """microgpt.py's attention for one position, over the cache so far."""
-    head_dim = len(q) // n_head
-    x_attn = []
-    for h in range(n_head):
-        hs = h * head_dim
-        q_h = q[hs:hs+head_dim]
-        k_h = [ki[hs:hs+head_dim] for ki in keys]
-        v_h = [vi[hs:hs+head_dim] for vi in values_]
-        attn_logits = [sum(q_h[j] * k_h[t][j] for j in range(head_dim)) / head_dim**0.5 for t in range(len(k_h))]
-        attn_weights = scalar.softmax(attn_logits)
-        head_out = [sum(attn_weights[t] * v_h[t][j] for t in range(len(v_h))) for j in range(head_dim)]
-        x_attn.extend(head_out)
-    return x_attn
-
-
 @pytest.mark.parametrize("alias", ["q is k is v", "k is v"])
 def test_attention_of_a_tensor_with_itself_has_the_gradients(alias):
     """The gradients are right (they reach the input), possibly not in the
@@ -445,16 +435,7 @@ def test_fused_training_in_two_threads_is_right():
         for _ in range(20):
             results.append(fused_gradients() == expected)
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        threads = [threading.Thread(target=work) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    in_two_threads(work)
     assert len(results) == 40 and all(results)
 
 

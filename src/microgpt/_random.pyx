@@ -580,7 +580,8 @@ def gauss_into(self, out, mu=0.0, sigma=1.0):
 
 cdef object _double_buffer(object out):
     """out as a flat memoryview of doubles, if it is a writable C-contiguous
-    buffer of them; TypeError otherwise (None, read-only, strided, float32)."""
+    buffer of them; TypeError otherwise (None, read-only, strided, float32).
+    The same checks as in random.py: the pure-Python backend has no compiled module."""
     view = memoryview(out)
     if view.readonly:
         raise TypeError("gauss_into needs a writable buffer, not a read-only one")

@@ -65,7 +65,8 @@ _DOUBLE_FORMATS = ("d", "@d", "=d", "<d" if _byteorder == "little" else ">d")
 
 def _double_buffer(out):
     """out as a flat memoryview of doubles, if it is a writable C-contiguous
-    buffer of them; TypeError otherwise (None, read-only, strided, float32)."""
+    buffer of them; TypeError otherwise (None, read-only, strided, float32).
+    The same checks as in microgpt._random: the pure-Python backend has no compiled module."""
     view = memoryview(out)
     if view.readonly:
         raise TypeError("gauss_into needs a writable buffer, not a read-only one")
