@@ -347,6 +347,24 @@ void fused_rmsnorm_backward(const double *x, const double *scale, const double *
     }
 }
 
+void fused_relu(const double *x, double *y, ptrdiff_t n)
+{
+    ptrdiff_t i;
+
+    for (i = 0; i < n; i++)                     /* max(0, xi) */
+        y[i] = x[i] > 0 ? x[i] : 0.0;
+}
+
+void fused_relu_backward(const double *x, const double *dy, double *dx, ptrdiff_t n)
+{
+    ptrdiff_t i;
+
+    /* the local gradient float(xi > 0) times the output's gradient, also
+       when it is 0.0: 0.0 * inf is NaN in the scalar graph too */
+    for (i = 0; i < n; i++)
+        dx[i] += (x[i] > 0 ? 1.0 : 0.0) * dy[i];
+}
+
 int fused_relu_squared(const double *x, double *y, ptrdiff_t n)
 {
     ptrdiff_t i;

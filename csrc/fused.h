@@ -41,6 +41,10 @@ int fused_rmsnorm(const double *x, double *y, double *scale, double *ms_eps,
 void fused_rmsnorm_backward(const double *x, const double *scale, const double *ms_eps,
                             const double *dy, double *dx, ptrdiff_t rows, ptrdiff_t n);
 
+/* y = relu(x), element-wise, as max(0, x): 0 for NaN and -0.0 */
+void fused_relu(const double *x, double *y, ptrdiff_t n);
+void fused_relu_backward(const double *x, const double *dy, double *dx, ptrdiff_t n);
+
 /* y = relu(x) ** 2, element-wise */
 int fused_relu_squared(const double *x, double *y, ptrdiff_t n);
 void fused_relu_squared_backward(const double *x, const double *dy, double *dx, ptrdiff_t n);

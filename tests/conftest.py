@@ -42,11 +42,18 @@ def names_txt():
 
 
 @pytest.fixture(scope="session")
-def reference():
-    """microgpt.py's recorded default run: its stdout (bytes) and its JSON."""
+def references():
+    """The recorded default runs of both revisions of microgpt.py, by recipe
+    name: each its stdout (bytes) and its JSON."""
     directory = _need_shared() / "reference"
-    return {
-        "stdout": (directory / "microgpt_py_default.stdout.txt").read_bytes(),
-        "json": json.loads((directory / "microgpt_py_default.json").read_text()),
-    }
+    files = {"v1": "microgpt_py_default", "v2": "microgpt_final_default"}
+    return {recipe: {"stdout": (directory / f"{stem}.stdout.txt").read_bytes(),
+                     "json": json.loads((directory / f"{stem}.json").read_text())}
+            for recipe, stem in files.items()}
+
+
+@pytest.fixture(scope="session")
+def reference(references):
+    """microgpt.py's recorded default run (its first revision)."""
+    return references["v1"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import microgpt
-from microgpt.benchmark import BENCHMARKS, MODEL, STANDARD
+from microgpt.benchmark import BENCHMARKS, MODEL, STANDARD, TRAINING
 from microgpt.engine import Value as PureValue
 from microgpt.model import GPT, Config
 from microgpt.train import Adam
@@ -24,9 +24,9 @@ def harness(*args):
                           capture_output=True, text=True)
 
 
-# train_500 takes minutes on the pure-Python backend; there it is left out
+# the training runs take minutes on the pure-Python backend; there they are left out
 NAMES = list(BENCHMARKS) if microgpt.BACKEND == "compiled" else \
-    [name for name in BENCHMARKS if name != "train_500"]
+    [name for name in BENCHMARKS if name not in TRAINING]
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +67,12 @@ def test_schema(quick_report):
                 if name in measured:
                     assert measured[name]["speedup"] == pytest.approx(
                         baseline[name]["time_ms"] / measured[name]["time_ms"])
-    if "train_500" in own:
-        assert own["train_500"]["per_step_ms"] == pytest.approx(own["train_500"]["time_ms"] / 500)
+    for name, steps in [("train_500", 500), ("train_1000_v2", 1000)]:
+        if name in own:
+            assert own[name]["per_step_ms"] == pytest.approx(own[name]["time_ms"] / steps)
 
 
-def test_workloads_compute_what_their_oracles_compute(quick_report, reference):
+def test_workloads_compute_what_their_oracles_compute(quick_report, references):
     own = entries(quick_report, microgpt.BACKEND)
     rng = stdlib_random.Random(42)
     draws = [rng.random() for _ in range(1_000_000)]
@@ -94,9 +95,10 @@ def test_workloads_compute_what_their_oracles_compute(quick_report, reference):
     loss.backward()
     Adam(model.params).step(0, 0.01)
     assert own["training_step_1"]["result"] == loss.data
-    # train_500 is microgpt.py's default run: its last loss is the recorded one
-    if "train_500" in own:
-        assert own["train_500"]["result"] == float(reference["json"]["losses"][-1])
+    # the training runs are microgpt.py's default runs: their last losses are the recorded ones
+    for name, recipe in [("train_500", "v1"), ("train_1000_v2", "v2")]:
+        if name in own:
+            assert own[name]["result"] == float(references[recipe]["json"]["losses"][-1])
     if microgpt.BACKEND == "compiled":      # the baselines and the fast path computed the same
         for backend in ("python", "fused"):
             for name, entry in entries(quick_report, backend).items():
@@ -149,7 +151,7 @@ def test_compare_writes_a_table(tmp_path):
     assert lines[4] == "| c |  | 7.00 |  |"
 
 
-def test_without_names_txt_train_500_is_skipped(tmp_path):
+def test_without_names_txt_the_training_runs_are_skipped(tmp_path):
     env = dict(os.environ, MICROGPT_CACHE=str(tmp_path),
                MICROGPT_NAMES_URL="http://127.0.0.1:9/names.txt")
     run = lambda *args: subprocess.run(
@@ -157,10 +159,10 @@ def test_without_names_txt_train_500_is_skipped(tmp_path):
         capture_output=True, text=True, env=env)
     result = run()
     assert result.returncode == 0, result.stderr
-    assert "skipping train_500: cannot download names.txt" in result.stderr
+    assert "skipping train_500 and train_1000_v2: cannot download names.txt" in result.stderr
     names = {e["name"] for e in json.loads(result.stdout)["benchmarks"]}
-    assert names == set(BENCHMARKS) - {"train_500"}
-    asked = run("--only", "train_500")
+    assert names == set(BENCHMARKS) - {"train_500", "train_1000_v2"}
+    asked = run("--only", "train_1000_v2")
     assert asked.returncode == 2 and "error: cannot download names.txt" in asked.stderr
     assert asked.stdout == ""
     missing = run("--input", str(tmp_path / "missing.txt"))

@@ -31,12 +31,49 @@ def run(*args, **kwargs):
 
 
 @compiled_only
-@pytest.mark.parametrize("path", [[], ["--exact"]], ids=["fused", "exact"])
-def test_default_run_prints_microgpt_py_output_byte_for_byte(names_txt, reference, path):
-    result = run("--input", str(names_txt), *path)
+@pytest.mark.parametrize("recipe, path", [
+    ([], []), ([], ["--exact"]), (["--recipe", "v1"], []),
+    (["--recipe", "v2"], []), (["--recipe", "v2"], ["--exact"])],
+    ids=["default", "default-exact", "v1", "v2", "v2-exact"])
+def test_default_run_prints_microgpt_py_output_byte_for_byte(names_txt, references, recipe, path):
+    result = run(*recipe, "--input", str(names_txt), *path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == reference["stdout"]
+    assert result.stdout == references[recipe[1] if recipe else "v1"]["stdout"]
     assert result.stderr == b""
+
+
+@pytest.mark.skipif(microgpt.BACKEND != "python", reason="the pure-Python backend's own run")
+def test_pure_python_backend_prints_both_revisions_byte_for_byte(names_txt, references):
+    # minutes each: the two runs side by side
+    runs = {recipe: subprocess.Popen([TRAIN, "--recipe", recipe, "--input", str(names_txt)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for recipe in ("v1", "v2")}
+    for recipe, process in runs.items():
+        stdout, stderr = process.communicate()
+        assert process.returncode == 0, stderr
+        assert stdout == references[recipe]["stdout"], recipe
+
+
+V2_BY_FLAGS = ["--block-size", "16", "--init-std", "0.08", "--no-zero-init-proj",
+               "--activation", "relu", "--beta1", "0.85", "--beta2", "0.99",
+               "--lr-schedule", "linear", "--steps", "1000"]
+
+
+def test_flags_override_the_recipe_and_the_format_stays_the_recipes(names_txt):
+    common = ["--input", str(names_txt), "--steps", "40", "--samples", "4"]
+    v2 = run("--recipe", "v2", *common)
+    v1_as_v2 = run("--recipe", "v1", *V2_BY_FLAGS, *common)     # the later --steps wins
+    v2_restated = run("--recipe", "v2", *V2_BY_FLAGS, "--eps", "1e-8", "--lr", "0.01", *common)
+    assert v2.returncode == v1_as_v2.returncode == v2_restated.returncode == 0
+    assert v2_restated.stdout == v2.stdout
+    lines = v2.stdout.decode().split("\n")
+    steps = lines[3].split("\r")     # the 40 step lines, each ended by a carriage return
+    assert len(steps) == 41 and steps[-1] == "" and steps[39].startswith("step   40 /   40 | loss ")
+    assert lines[4] == "--- inference (new, hallucinated names) ---"
+    # the same numbers in v1's format: each step on its own line
+    as_v1 = v2.stdout.replace(b"\r", b"\n").replace(b" (new, hallucinated names)", b"")
+    assert v1_as_v2.stdout == as_v1
+    assert v1_as_v2.stdout != run("--recipe", "v1", *common).stdout
 
 
 def test_python_dash_m_is_the_same_program(names_txt):
@@ -54,15 +91,27 @@ def test_help_lists_every_flag_with_its_default():
     result = run("--help")
     assert result.returncode == 0
     text = result.stdout.decode()
-    for flag, default in [("--input", None), ("--steps", "500"), ("--n-embd", "16"),
-                          ("--n-head", "4"), ("--n-layer", "1"), ("--block-size", "8"),
-                          ("--lr", "0.01"), ("--seed", "42"), ("--samples", "20"),
-                          ("--temperature", "0.5"), ("--exact", None),
-                          ("--no-memory-check", None)]:
-        assert flag in text
-        if default is not None:
-            assert f"(default: {default})" in text
     words = " ".join(text.split())
+    options = text[text.index("\noptions:\n"):text.index("\nExit status")]
+    entries = {" ".join(entry.split()) for entry in re.split(r"\n  (?=-)", options)[1:]}
+    for flag, default in [("--recipe {v1,v2}", "v1"), ("--input FILE", "names.txt"),
+                          ("--steps N", "v1 500, v2 1000"), ("--n-embd N_EMBD", "16"),
+                          ("--n-head N_HEAD", "4"), ("--n-layer N_LAYER", "1"),
+                          ("--block-size BLOCK_SIZE", "v1 8, v2 16"),
+                          ("--activation {relu2,relu}", "v1 relu2, v2 relu"),
+                          ("--init-std STD", "v1 0.02, v2 0.08"),
+                          ("--zero-init-proj, --no-zero-init-proj", "v1 on, v2 off"),
+                          ("--lr LR", "0.01"), ("--lr-schedule {cosine,linear}", "v1 cosine, v2 linear"),
+                          ("--beta1 BETA1", "v1 0.9, v2 0.85"), ("--beta2 BETA2", "v1 0.95, v2 0.99"),
+                          ("--eps EPS", "1e-08"), ("--seed SEED", "42"), ("--samples N", "20"),
+                          ("--temperature T", "0.5"), ("--exact", None),
+                          ("--no-memory-check", None)]:
+        entry, = [entry for entry in entries if entry.startswith(flag + " ")]
+        if default is not None:
+            assert f"(default: {default})" in entry, flag
+        else:
+            assert "(default:" not in entry, flag
+    assert "v1, microgpt.py as first published; v2, microgpt.py's final revision" in words
     assert "- reads standard input" in words and "Exit status: 0 done, 2 a usage" in words
     module = subprocess.run([sys.executable, "-m", "microgpt", "--help"], capture_output=True)
     assert module.stdout.decode().startswith("usage: python -m microgpt")
@@ -93,14 +142,30 @@ def test_help_lists_every_flag_with_its_default():
     (["--seed", "x"], "argument --seed: not an integer: 'x'"),
     (["--seed", "9" * 5000], "argument --seed: an integer of 5000 digits; Python reads at most 4300"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--recipe", "v3"], "argument --recipe: invalid choice: 'v3' (choose from 'v1', 'v2')"),
+    (["--recipe"], "argument --recipe: expected one argument"),
+    (["--activation", "foo"], "argument --activation: invalid choice: 'foo' (choose from "
+                              "'relu2', 'relu')"),
+    (["--lr-schedule", "step"], "argument --lr-schedule: invalid choice: 'step'"),
+    (["--beta1", "1.5"], "argument --beta1: must be at least 0 and less than 1, not 1.5"),
+    (["--beta2", "1"], "argument --beta2: must be at least 0 and less than 1, not 1"),
+    (["--beta2", "nan"], "argument --beta2: must be at least 0 and less than 1, not nan"),
+    (["--beta1", "-0.1"], "argument --beta1: must be at least 0 and less than 1, not -0.1"),
+    (["--eps", "0"], "argument --eps: must be a positive finite number, not 0"),
+    (["--eps", "x"], "argument --eps: not a number: 'x'"),
+    (["--init-std", "-1"], "argument --init-std: must be a finite number, 0 or more, not -1"),
+    (["--init-std", "inf"], "argument --init-std: must be a finite number, 0 or more, not inf"),
+    (["--recipe", "v2", "--n-head", "3"], "--n-embd (16) must be divisible by --n-head (3)"),
+    (["--zero-init-proj=1"], "argument --zero-init-proj/--no-zero-init-proj: ignored "
+                             "explicit argument '1'"),
 ])
 def test_invalid_values_are_usage_errors(args, message):
     result = run(*args)
     assert result.returncode == 2
     stderr = result.stderr.decode()
-    assert stderr.startswith("usage: microgpt-train")
-    assert f"microgpt-train: error: {message}" in stderr
-    assert "Traceback" not in stderr and result.stdout == b""
+    assert stderr.startswith(f"microgpt-train: error: {message}")
+    assert stderr.endswith("\n") and stderr.count("\n") == 1      # one line, no usage
+    assert result.stdout == b""
 
 
 @pytest.mark.parametrize("content, message", [

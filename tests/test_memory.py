@@ -33,12 +33,13 @@ def graph_size(loss, params):
     return len(seen - {id(p) for p in params})
 
 
+@pytest.mark.parametrize("activation", ["relu2", "relu"])
 @pytest.mark.parametrize("sizes, positions", [
     ((27, 16, 4, 1, 8), 8), ((27, 16, 4, 1, 8), 3), ((5, 8, 2, 2, 6), 5),
     ((30, 12, 3, 3, 7), 7), ((3, 4, 1, 1, 1), 1), ((9, 6, 6, 2, 4), 4),
 ])
-def test_graph_values_counts_microgpt_py_graph(sizes, positions):
-    config = Config(*sizes)
+def test_graph_values_counts_microgpt_py_graph(sizes, positions, activation):
+    config = Config(*sizes, activation=activation)
     model = GPT(config, stdlib_random.Random(1), Value=PureValue)
     assert len(model.params) == memory.parameter_count(config)
     tokens = [stdlib_random.Random(2).randrange(config.vocab_size) for _ in range(positions + 1)]

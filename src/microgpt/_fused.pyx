@@ -2,7 +2,7 @@
 
 A ``Tensor`` is a row-major matrix of doubles (row t of an activation is
 position t) that remembers the operation that made it. Each operation
-(``embedding``, ``add``, ``linear``, ``rmsnorm``, ``relu_squared``,
+(``embedding``, ``add``, ``linear``, ``rmsnorm``, ``relu``, ``relu_squared``,
 ``softmax``, ``attention``, ``cross_entropy``) is one node whose forward and
 backward passes are C loops (csrc/fused.c). Forward results equal
 microgpt.py's scalar Values bit for bit, and so do the gradients: the backward
@@ -43,6 +43,9 @@ cdef extern from "fused.h":
     void fused_rmsnorm_backward(const double *x, const double *scale, const double *ms_eps,
                                 const double *dy, double *dx, ptrdiff_t rows,
                                 ptrdiff_t n) noexcept nogil
+    void fused_relu(const double *x, double *y, ptrdiff_t n) noexcept nogil
+    void fused_relu_backward(const double *x, const double *dy, double *dx,
+                             ptrdiff_t n) noexcept nogil
     int fused_relu_squared(const double *x, double *y, ptrdiff_t n) noexcept nogil
     void fused_relu_squared_backward(const double *x, const double *dy, double *dx,
                                      ptrdiff_t n) noexcept nogil
@@ -80,6 +83,7 @@ cdef enum Op:
     ADD
     LINEAR
     RMSNORM
+    RELU
     RELU_SQUARED
     SOFTMAX
     ATTENTION
@@ -372,6 +376,8 @@ cdef int _backward(Tensor t) except -1:
             t._qkv.backward_input(t, a)
     elif t._op == RMSNORM:
         fused_rmsnorm_backward(a._data, t._saved, t._saved2, t._grad, a._grad, t.rows, t.cols)
+    elif t._op == RELU:
+        fused_relu_backward(a._data, t._grad, a._grad, t.rows * t.cols)
     elif t._op == RELU_SQUARED:
         fused_relu_squared_backward(a._data, t._grad, a._grad, t.rows * t.cols)
     elif t._op == SOFTMAX:
@@ -590,6 +596,13 @@ def rmsnorm(Tensor x not None):
     out._saved = _alloc(x.rows, False)
     out._saved2 = _alloc(x.rows, False)
     _check(fused_rmsnorm(x._data, out._data, out._saved, out._saved2, x.rows, x.cols))
+    return out
+
+
+def relu(Tensor x not None):
+    """[xi.relu() for xi in x], element by element."""
+    cdef Tensor out = _node(x.rows, x.cols, RELU, (x,))
+    fused_relu(x._data, out._data, x.rows * x.cols)
     return out
 
 

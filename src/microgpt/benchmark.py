@@ -32,11 +32,13 @@ import microgpt
 from microgpt import engine, random as mrandom
 from microgpt.data import DataError, Tokenizer, load_docs, names_path
 from microgpt.model import GPT, Config
+from microgpt.recipe import V1, V2
 from microgpt.train import train
 
 STANDARD = ["random_1m", "gauss_100k", "value_forward_10k", "value_backward_1k",
             "gpt_forward_10", "training_step_1"]
-MODEL = ["gpt_forward_10", "training_step_1", "train_500"]     # those the fused GPT changes
+TRAINING = {"train_500": V1, "train_1000_v2": V2}   # microgpt.py's default runs, by revision
+MODEL = ["gpt_forward_10", "training_step_1", *TRAINING]     # those the fused GPT changes
 CONFIG = dict(n_embd=16, n_head=4, n_layer=1, block_size=8)     # microgpt.py's model
 VOCAB_SIZE = 27
 
@@ -149,28 +151,31 @@ def gauss_array_100k(b):
     return lambda: float(b.Random(42).gauss_array(100_000, 0.0, 1.0)[-1])
 
 
-def train_500(b, docs):
-    rng = b.Random(42)                  # microgpt.py's shuffle, done once, untimed
-    shuffled = list(docs)
-    rng.shuffle(shuffled)
-    tokenizer = Tokenizer(shuffled)
-    after_shuffle = rng.getstate()
+def training(recipe):
+    """The workload of microgpt.py's default run as the recipe has it."""
+    def make(b, docs):
+        rng = b.Random(recipe.seed)         # microgpt.py's shuffle, done once, untimed
+        shuffled = list(docs)
+        rng.shuffle(shuffled)
+        tokenizer = Tokenizer(shuffled)
+        after_shuffle = rng.getstate()
 
-    def run():
-        rng = b.Random()
-        rng.setstate(after_shuffle)
-        model = b.model(Config(tokenizer.vocab_size, **CONFIG), rng)
-        for loss in train(model, shuffled, tokenizer, 500):
-            pass
-        return loss
-    return run
+        def run():
+            rng = b.Random()
+            rng.setstate(after_shuffle)
+            model = b.model(recipe.config(tokenizer.vocab_size), rng)
+            for loss in train(model, shuffled, tokenizer, recipe.num_steps, **recipe.training()):
+                pass
+            return loss
+        return run
+    return make
 
 
 class Benchmark:
     """A workload with its description, its size and how often to time it."""
 
     def __init__(self, make, description, iterations, repeats, warmup=True, python_repeats=None):
-        self.make = make                # backend (and docs, for train_500) -> workload
+        self.make = make                # backend (and docs, for TRAINING) -> workload
         self.description = description
         self.iterations = iterations    # operations in one run of the workload
         self.repeats = repeats          # timed runs, by default
@@ -200,9 +205,12 @@ BENCHMARKS = {
         gauss_array_100k, "gauss_array(100,000, 0, 1): 100K draws into a numpy array",
         100_000, 5),
     "train_500": Benchmark(
-        train_500, "microgpt.py's default training on names.txt, loaded and shuffled "
+        training(V1), "microgpt.py's default training on names.txt, loaded and shuffled "
         "(seed 42): build the model, 500 steps (per_step_ms is per step)", 500, 3,
         warmup=False, python_repeats=1),
+    "train_1000_v2": Benchmark(
+        training(V2), "the same with microgpt.py's final revision (recipe v2): block 16, "
+        "relu, 1000 steps (per_step_ms is per step)", 1000, 3, warmup=False, python_repeats=1),
 }
 
 
@@ -221,7 +229,7 @@ def measure(workload, repeats, warmup):
 
 def run_benchmark(name, backend, repeats, docs, progress):
     bench = BENCHMARKS[name]
-    workload = bench.make(backend, docs) if name == "train_500" else bench.make(backend)
+    workload = bench.make(backend, docs) if name in TRAINING else bench.make(backend)
     repeats = repeats or (bench.python_repeats if backend.name == "python" else bench.repeats)
     progress(f"{name} ({backend.name}, {repeats} run{'s' * (repeats > 1)}) ... ")
     times, result = measure(workload, repeats, bench.warmup)
@@ -239,7 +247,7 @@ def run_benchmark(name, backend, repeats, docs, progress):
         "repeats": repeats,
         "result": result,
     }
-    if name == "train_500":
+    if name in TRAINING:
         entry["per_step_ms"] = median / bench.iterations
     return entry
 
@@ -299,7 +307,7 @@ def build_parser():
     parser.add_argument("--quick", action="store_true",
                         help="one timed run each, for tests and CI")
     parser.add_argument("--input", metavar="FILE",
-                        help="names.txt for train_500 (default: the cached download)")
+                        help="names.txt for the training runs (default: the cached download)")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     return parser
 
@@ -329,15 +337,16 @@ def main(argv=None):
         print(text, end="", file=sys.stderr, flush=True)
 
     docs = None
-    if "train_500" in names:
+    training = [name for name in names if name in TRAINING]
+    if training:
         try:
             docs = load_docs(args.input if args.input else names_path())
         except DataError as exc:
             if args.only or args.input:     # asked for: an error
                 print(f"{parser.prog}: error: {exc}", file=sys.stderr)
                 return 2
-            print(f"{parser.prog}: skipping train_500: {exc}", file=sys.stderr)
-            names.remove("train_500")
+            print(f"{parser.prog}: skipping {' and '.join(training)}: {exc}", file=sys.stderr)
+            names = [name for name in names if name not in TRAINING]
 
     entries = []
     try:

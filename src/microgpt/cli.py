@@ -2,7 +2,9 @@
 microgpt-train: train microgpt.py's GPT on a text file, then sample from it.
 
 With the defaults it is microgpt.py: the same hyperparameters, the same seed,
-and the same output, byte for byte.
+and the same output, byte for byte; with --recipe v2, microgpt.py's final
+revision (microgpt.recipe). Each hyperparameter's flag overrides the recipe's
+value; the output's format stays the recipe's.
 
 Every error a user can cause is one line on stderr, never a traceback. Exit
 statuses: 0 done; 2 a usage or input error (a bad flag value, unusable
@@ -51,9 +53,7 @@ def _main(argv, prog):
     parser = build_parser(prog)
     try:
         args = parser.parse_args(argv)
-        if args.n_embd % args.n_head:
-            parser.error(f"--n-embd ({args.n_embd}) must be divisible by --n-head ({args.n_head})")
-        run(args)
+        run(recipe_of(args, parser), args)
     except (DataError, TrainingError, SamplingError, NotEnoughMemory) as exc:
         _error(prog, exc)
         return USAGE_ERROR
@@ -151,6 +151,21 @@ def non_negative_int(text):
     return value
 
 
+def probability(text):
+    """--beta1, --beta2: an exponential decay rate, at least 0 and less than 1."""
+    value = _float(text)
+    if not 0 <= value < 1:
+        raise _invalid(f"must be at least 0 and less than 1, not {text}")
+    return value
+
+
+def non_negative_float(text):
+    value = _float(text)
+    if not (value >= 0 and value < float("inf")):
+        raise _invalid(f"must be a finite number, 0 or more, not {text}")
+    return value
+
+
 def step_count(text):
     """--steps: the cosine schedule divides by it as a float, so it must be one."""
     value = non_negative_int(text)
@@ -163,10 +178,7 @@ def step_count(text):
 
 
 def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise _invalid(f"not a number: {text!r}") from None
+    value = _float(text)
     if not (value > 0 and value < float("inf")):
         raise _invalid(f"must be a positive finite number, not {text}")
     return value
@@ -188,6 +200,13 @@ def integer(text):
     return _int(text)
 
 
+def _float(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise _invalid(f"not a number: {text!r}") from None
+
+
 def _int(text):
     try:
         return int(text)
@@ -207,6 +226,7 @@ def _invalid(message):
 
 def build_parser(prog=None):
     import argparse
+    from .recipe import RECIPES
 
     class Parser(argparse.ArgumentParser):
         def print_help(self, file=None):
@@ -216,34 +236,67 @@ def build_parser(prog=None):
             else:
                 super().print_help(file)
 
+        def error(self, message):
+            # one line, without the usage argparse prints first: --help has it
+            self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
     parser = Parser(
         prog=prog,
         description="Train microgpt.py's GPT on the lines of a text file, one line per step, "
                     "then print new samples. With no --input, trains on Karpathy's names.txt, "
-                    "downloaded once into ~/.cache/microgpt (or $MICROGPT_CACHE).",
+                    "downloaded once into ~/.cache/microgpt (or $MICROGPT_CACHE). A recipe is "
+                    "a revision of microgpt.py: its hyperparameters and its output format; a "
+                    "flag below overrides the recipe's value (the format stays the recipe's).",
         epilog="Exit status: 0 done, 2 a usage or input error (including a run that would "
                "not fit in memory), 1 the output could not be written or memory ran out "
-               "at run time, 130 interrupted.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+               "at run time, 130 interrupted.")
+
+    def setting(flag, field, help, metavar=None, **kwargs):
+        """A flag for one of the recipe's settings; its default is the recipe's."""
+        values = {name: getattr(recipe, field) for name, recipe in RECIPES.items()}
+        shown = {name: _shown(value) for name, value in values.items()}
+        if len(set(shown.values())) == 1:
+            default = shown["v1"]
+        else:
+            default = ", ".join(f"{name} {value}" for name, value in shown.items())
+        if metavar is None and "choices" not in kwargs and "action" not in kwargs:
+            metavar = flag[2:].upper().replace("-", "_")
+        parser.add_argument(flag, dest=field, default=argparse.SUPPRESS, metavar=metavar,
+                            help=f"{help} (default: {default})", **kwargs)
+
+    parser.add_argument("--recipe", choices=RECIPES, default="v1",
+                        help="which microgpt.py to be: " + "; ".join(
+                            f"{name}, {recipe.summary}" for name, recipe in RECIPES.items())
+                        + " (default: v1)")
     parser.add_argument("--input", metavar="FILE",
                         help="UTF-8 text file, one document per line; - reads standard input "
                              "(default: names.txt)")
-    parser.add_argument("--steps", type=step_count, default=500,
-                        help="training steps, one document each")
-    parser.add_argument("--n-embd", type=positive_int, default=16, help="embedding width")
-    parser.add_argument("--n-head", type=positive_int, default=4,
-                        help="attention heads (must divide --n-embd)")
-    parser.add_argument("--n-layer", type=positive_int, default=1, help="transformer blocks")
-    parser.add_argument("--block-size", type=positive_int, default=8,
-                        help="longest context, in tokens")
-    parser.add_argument("--lr", type=positive_float, default=0.01,
-                        help="Adam learning rate, decayed to 0 over the steps by a cosine")
-    parser.add_argument("--seed", type=integer, default=42,
-                        help="seed of the random generator (shuffle, parameters, samples)")
-    parser.add_argument("--samples", type=non_negative_int, default=20,
-                        help="documents to sample after training")
-    parser.add_argument("--temperature", type=temperature, default=0.5,
-                        help="sampling temperature")
+    setting("--steps", "num_steps", "training steps, one document each", type=step_count,
+            metavar="N")
+    setting("--n-embd", "n_embd", "embedding width", type=positive_int)
+    setting("--n-head", "n_head", "attention heads (must divide --n-embd)", type=positive_int)
+    setting("--n-layer", "n_layer", "transformer blocks", type=positive_int)
+    setting("--block-size", "block_size", "longest context, in tokens", type=positive_int)
+    setting("--activation", "activation", "the MLP's activation: relu2 is relu(x) ** 2",
+            choices=("relu2", "relu"))
+    setting("--init-std", "init_std", "std of the random initial parameters",
+            type=non_negative_float, metavar="STD")
+    setting("--zero-init-proj", "zero_init_proj", "start attn_wo and mlp_fc2 at 0",
+            action=argparse.BooleanOptionalAction)
+    setting("--lr", "learning_rate", "Adam learning rate, decayed to 0 over the steps",
+            type=positive_float)
+    setting("--lr-schedule", "lr_schedule", "how the learning rate decays",
+            choices=("cosine", "linear"))
+    setting("--beta1", "beta1", "Adam's decay rate of the mean gradient", type=probability)
+    setting("--beta2", "beta2", "Adam's decay rate of the mean squared gradient",
+            type=probability)
+    setting("--eps", "eps_adam", "Adam's epsilon", type=positive_float)
+    setting("--seed", "seed", "seed of the random generator (shuffle, parameters, samples)",
+            type=integer)
+    setting("--samples", "num_samples", "documents to sample after training",
+            type=non_negative_int, metavar="N")
+    setting("--temperature", "temperature", "sampling temperature", type=temperature,
+            metavar="T")
     parser.add_argument("--exact", action="store_true",
                         help="train on microgpt.py's graph of scalar Values instead of the "
                              "fused operations (the same numbers, much slower)")
@@ -251,6 +304,24 @@ def build_parser(prog=None):
                         help="run even when the estimate of the memory the run needs "
                              "exceeds what is available")
     return parser
+
+
+def _shown(value):
+    """A recipe's value as --help shows it."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def recipe_of(args, parser):
+    """The recipe of --recipe, with the settings given as flags."""
+    from .recipe import RECIPES, Recipe
+    recipe = RECIPES[args.recipe]
+    changes = {field: value for field, value in vars(args).items() if field in Recipe.FIELDS}
+    n_embd, n_head = changes.get("n_embd", recipe.n_embd), changes.get("n_head", recipe.n_head)
+    if n_embd % n_head:
+        parser.error(f"--n-embd ({n_embd}) must be divisible by --n-head ({n_head})")
+    return recipe.replace(**changes)
 
 
 # The run ---------------------------------------------------------------------
@@ -269,45 +340,47 @@ def make_model(config, rng, exact):
         raise MemoryError from None
 
 
-def run(args):
-    """microgpt.py, with the hyperparameters from args."""
+def run(recipe, args):
+    """microgpt.py as the recipe has it, on the input and path args give."""
     from . import BACKEND, random
     from .data import Tokenizer, load_docs, names_path
-    from .model import Config
     from .train import sample, train
 
     if sys.stdout is None:
         raise OutputError("standard output is closed")
     path = "fused" if not args.exact and BACKEND == "compiled" else BACKEND
-    sizes = args.n_embd, args.n_head, args.n_layer, args.block_size
     check = not args.no_memory_check
     if check:       # before the data, with the smallest vocabulary: no download for nothing
-        check_memory(Config(2, *sizes), path, 1, args.steps, args.samples, at_least=True)
-    rng = random.Random(args.seed)
+        check_memory(recipe.config(2), path, 1, recipe.num_steps, recipe.num_samples,
+                     at_least=True)
+    rng = random.Random(recipe.seed)
     docs = load_docs(args.input if args.input is not None else names_path())
     rng.shuffle(docs)
     tokenizer = Tokenizer(docs)
-    config = Config(tokenizer.vocab_size, *sizes)
+    config = recipe.config(tokenizer.vocab_size)
     if check:
-        check_memory(config, path, max(map(len, docs)) + 1, args.steps, args.samples)
+        check_memory(config, path, max(map(len, docs)) + 1, recipe.num_steps,
+                     recipe.num_samples)
     _print(f"num docs: {len(docs)}")
     _print(f"vocab size: {tokenizer.vocab_size}")
     model = make_model(config, rng, args.exact)
     _print(f"num params: {len(model.params)}")
-    num_steps = args.steps
+    num_steps = recipe.num_steps
     step = 0
     try:
-        for step, loss in enumerate(train(model, docs, tokenizer, num_steps, args.lr), 1):
-            _print(f"step {step:4d} / {num_steps:4d} | loss {loss:.4f}", flush=True)
+        for step, loss in enumerate(train(model, docs, tokenizer, num_steps,
+                                          **recipe.training()), 1):
+            _print(f"step {step:4d} / {num_steps:4d} | loss {loss:.4f}", end=recipe.step_end,
+                   flush=True)
     except (ArithmeticError, ValueError) as exc:   # as microgpt.py would raise them
         raise TrainingError(f"training failed at step {step + 1}: {_why(exc)} "
                             "(the numbers blew up; a smaller --lr may help)") from None
-    _print("\n--- inference ---")
-    for sample_idx in range(args.samples):
+    _print("\n" + recipe.inference_header)
+    for sample_idx in range(recipe.num_samples):
         try:
-            text = sample(model, tokenizer, rng, args.temperature)
+            text = sample(model, tokenizer, rng, recipe.temperature)
         except (ArithmeticError, ValueError) as exc:
-            raise SamplingError(_sampling_failure(exc, model, args.temperature,
+            raise SamplingError(_sampling_failure(exc, model, recipe.temperature,
                                                   sample_idx + 1)) from None
         _print(f"sample {sample_idx+1:2d}: {text}")
     _flush()

@@ -12,7 +12,7 @@ adds them up in the order microgpt.py's backward() does; Adam's ``** 2`` and
 what microgpt.py does (tested against its recorded run).
 
 The operations work from any model code: ``embedding``, ``add``, ``linear``,
-``rmsnorm``, ``relu_squared``, ``softmax``, ``attention`` and
+``rmsnorm``, ``relu``, ``relu_squared``, ``softmax``, ``attention`` and
 ``cross_entropy`` take and return ``Tensor`` objects, and ``backward()`` on a
 one-number tensor fills in the gradients. (The gradient order is
 microgpt.py's for models built as here; for others the gradients are right,
@@ -23,11 +23,14 @@ from ._backend import compiled
 _fused = compiled("_fused")
 Tensor, Parameters, Adam = _fused.Tensor, _fused.Parameters, _fused.Adam
 embedding, add, linear, rmsnorm = _fused.embedding, _fused.add, _fused.linear, _fused.rmsnorm
-relu_squared, softmax, attention = _fused.relu_squared, _fused.softmax, _fused.attention
-cross_entropy = _fused.cross_entropy
+relu, relu_squared = _fused.relu, _fused.relu_squared
+softmax, attention, cross_entropy = _fused.softmax, _fused.attention, _fused.cross_entropy
 
 __all__ = ["FusedGPT", "Tensor", "Parameters", "Adam", "embedding", "add", "linear",
-           "rmsnorm", "relu_squared", "softmax", "attention", "cross_entropy"]
+           "rmsnorm", "relu", "relu_squared", "softmax", "attention", "cross_entropy"]
+
+# The MLP's activation, by revision, as model.ACTIVATIONS.
+ACTIVATIONS = {"relu2": relu_squared, "relu": relu}
 
 
 class FusedGPT:
@@ -39,14 +42,15 @@ class FusedGPT:
         """Draw the parameters with random.gauss, in microgpt.py's order."""
         self.config = config
         n_embd, vocab_size = config.n_embd, config.vocab_size
-        matrices = [('wte', vocab_size, n_embd, 0.02), ('wpe', config.block_size, n_embd, 0.02), ('lm_head', vocab_size, n_embd, 0.02)]
+        proj_std, std = config.stds()
+        matrices = [('wte', vocab_size, n_embd, std), ('wpe', config.block_size, n_embd, std), ('lm_head', vocab_size, n_embd, std)]
         for i in range(config.n_layer):
-            matrices += [(f'layer{i}.attn_wq', n_embd, n_embd, 0.02),
-                         (f'layer{i}.attn_wk', n_embd, n_embd, 0.02),
-                         (f'layer{i}.attn_wv', n_embd, n_embd, 0.02),
-                         (f'layer{i}.attn_wo', n_embd, n_embd, 0),
-                         (f'layer{i}.mlp_fc1', 4 * n_embd, n_embd, 0.02),
-                         (f'layer{i}.mlp_fc2', n_embd, 4 * n_embd, 0)]
+            matrices += [(f'layer{i}.attn_wq', n_embd, n_embd, std),
+                         (f'layer{i}.attn_wk', n_embd, n_embd, std),
+                         (f'layer{i}.attn_wv', n_embd, n_embd, std),
+                         (f'layer{i}.attn_wo', n_embd, n_embd, proj_std),
+                         (f'layer{i}.mlp_fc1', 4 * n_embd, n_embd, std),
+                         (f'layer{i}.mlp_fc2', n_embd, 4 * n_embd, proj_std)]
         self.parameters = Parameters({name: (nout, nin) for name, nout, nin, _ in matrices})
         self.state_dict = self.parameters.state_dict
         self.params = self.parameters.data
@@ -65,6 +69,7 @@ class FusedGPT:
         the positions that follow those already in the cache (one row each);
         appends their keys and values to the cache."""
         state_dict, n_layer, n_head = self.state_dict, self.config.n_layer, self.config.n_head
+        activation = ACTIVATIONS[self.config.activation]
         tok_emb = embedding(state_dict['wte'], token_ids)
         pos_emb = embedding(state_dict['wpe'], pos_ids)
         x = add(tok_emb, pos_emb)
@@ -83,7 +88,7 @@ class FusedGPT:
             x_residual = x
             x = rmsnorm(x)
             x = linear(x, state_dict[f'layer{li}.mlp_fc1'])
-            x = relu_squared(x)
+            x = activation(x)
             x = linear(x, state_dict[f'layer{li}.mlp_fc2'])
             x = add(x, x_residual)
         logits = linear(x, state_dict['lm_head'])
@@ -103,9 +108,9 @@ class FusedGPT:
         logits = self.gpt([token_id], [pos_id], keys, values)
         return softmax(logits, temperature).tolist()[0]
 
-    def optimizer(self, learning_rate):
+    def optimizer(self, learning_rate, beta1=0.9, beta2=0.95, eps_adam=1e-8):
         """microgpt.py's Adam over the parameters, as one compiled loop."""
-        return Adam(self.parameters, learning_rate)
+        return Adam(self.parameters, learning_rate, beta1, beta2, eps_adam)
 
 
 def _gauss(random, out, std):

@@ -136,6 +136,7 @@ def sampling_values(config, positions):
 
 def _graph_sizes(config):
     V, C, H = config.vocab_size, config.n_embd, config.n_head
+    activation = 4 * C * (2 if config.activation == "relu2" else 1)    # relu (** 2)
     # a linear of nout x nin: nout sums of nin products: nout * (2 nin + 1)
     # rmsnorm of C: 2C+1 (sum of squares), 2 (/ len), 2 (+ 1e-5), 1 (** -0.5), C (scale)
     rmsnorm = 3 * C + 6
@@ -144,7 +145,7 @@ def _graph_sizes(config):
         "outside_layers": C + rmsnorm + V * (2 * C + 1),   # embeddings' sum, rmsnorm, lm_head
         "loss": 4 * V + 6,      # the exps, their sum, 1/sum and the target's prob, -log
         "layer": (2 * rmsnorm + 4 * C * (2 * C + 1)        # two rmsnorms, q k v wo
-                  + 4 * C * (2 * C + 1) + 8 * C + C * (8 * C + 1)  # fc1, relu ** 2, fc2
+                  + 4 * C * (2 * C + 1) + activation + C * (8 * C + 1)  # fc1, its activation, fc2
                   + 2 * C + C + H),         # two residual sums; per head D outputs' +1, and +1
         # attention at position p over p + 1 keys, per head: logits (2D+3 each),
         # softmax (6 per key, +1 above), weighted sums (2 per key, +1 per output)

@@ -12,21 +12,35 @@ from .train import Adam
 
 
 class Config:
-    """The model's hyperparameters, microgpt.py's defaults."""
+    """The model's hyperparameters; the defaults are microgpt.py's first
+    revision (its final one: microgpt.recipe.V2.config(vocab_size))."""
 
-    def __init__(self, vocab_size, n_embd=16, n_head=4, n_layer=1, block_size=8):
+    def __init__(self, vocab_size, n_embd=16, n_head=4, n_layer=1, block_size=8,
+                 activation="relu2", init_std=0.02, zero_init_proj=True):
         if n_embd % n_head:
             raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, not {activation!r}")
         self.vocab_size = vocab_size    # number of distinct tokens, BOS included
         self.n_embd = n_embd            # width of the residual stream
         self.n_head = n_head            # attention heads per layer
         self.n_layer = n_layer          # transformer blocks
         self.block_size = block_size    # longest context, in tokens
         self.head_dim = n_embd // n_head
+        self.activation = activation    # of the MLP: "relu2" (relu ** 2) or "relu"
+        self.init_std = init_std        # std of the parameters' random.gauss ...
+        self.zero_init_proj = zero_init_proj    # ... but 0 for attn_wo and mlp_fc2 if true
+
+    def stds(self):
+        """The std of each kind of matrix at initialisation: the projections
+        back into the residual stream (attn_wo, mlp_fc2) and the others."""
+        return (0 if self.zero_init_proj else self.init_std), self.init_std
 
     def __repr__(self):
         return (f"Config(vocab_size={self.vocab_size}, n_embd={self.n_embd}, "
-                f"n_head={self.n_head}, n_layer={self.n_layer}, block_size={self.block_size})")
+                f"n_head={self.n_head}, n_layer={self.n_layer}, block_size={self.block_size}, "
+                f"activation={self.activation!r}, init_std={self.init_std!r}, "
+                f"zero_init_proj={self.zero_init_proj!r})")
 
 
 # Model architecture, microgpt.py's three helpers -------------------------------
@@ -48,6 +62,13 @@ def rmsnorm(x):
     return [xi * scale for xi in x]
 
 
+# The MLP's activation, by revision: the first squares the relu, the final does not.
+ACTIVATIONS = {
+    "relu2": lambda x: [xi.relu() ** 2 for xi in x],
+    "relu": lambda x: [xi.relu() for xi in x],
+}
+
+
 class GPT:
     """microgpt.py's model: ``state_dict`` with its parameter matrices, ``params``
     with every parameter in its order, and ``gpt()``, the forward pass of one
@@ -57,15 +78,16 @@ class GPT:
         """Draw the parameters with random.gauss, in microgpt.py's order."""
         self.config = config
         n_embd, n_layer = config.n_embd, config.n_layer
-        matrix = lambda nout, nin, std=0.02: [[Value(random.gauss(0, std)) for _ in range(nin)] for _ in range(nout)]
+        proj_std, std = config.stds()
+        matrix = lambda nout, nin, std=std: [[Value(random.gauss(0, std)) for _ in range(nin)] for _ in range(nout)]
         state_dict = {'wte': matrix(config.vocab_size, n_embd), 'wpe': matrix(config.block_size, n_embd), 'lm_head': matrix(config.vocab_size, n_embd)}
         for i in range(n_layer):
             state_dict[f'layer{i}.attn_wq'] = matrix(n_embd, n_embd)
             state_dict[f'layer{i}.attn_wk'] = matrix(n_embd, n_embd)
             state_dict[f'layer{i}.attn_wv'] = matrix(n_embd, n_embd)
-            state_dict[f'layer{i}.attn_wo'] = matrix(n_embd, n_embd, std=0)
+            state_dict[f'layer{i}.attn_wo'] = matrix(n_embd, n_embd, std=proj_std)
             state_dict[f'layer{i}.mlp_fc1'] = matrix(4 * n_embd, n_embd)
-            state_dict[f'layer{i}.mlp_fc2'] = matrix(n_embd, 4 * n_embd, std=0)
+            state_dict[f'layer{i}.mlp_fc2'] = matrix(n_embd, 4 * n_embd, std=proj_std)
         self.state_dict = state_dict
         self.params = [p for mat in state_dict.values() for row in mat for p in row]
 
@@ -79,6 +101,7 @@ class GPT:
         this position's keys and values to the cache."""
         state_dict = self.state_dict
         n_layer, n_head, head_dim = self.config.n_layer, self.config.n_head, self.config.head_dim
+        activation = ACTIVATIONS[self.config.activation]
         tok_emb = state_dict['wte'][token_id]
         pos_emb = state_dict['wpe'][pos_id]
         x = [t + p for t, p in zip(tok_emb, pos_emb)]
@@ -106,7 +129,7 @@ class GPT:
             x_residual = x
             x = rmsnorm(x)
             x = linear(x, state_dict[f'layer{li}.mlp_fc1'])
-            x = [xi.relu() ** 2 for xi in x]
+            x = activation(x)
             x = linear(x, state_dict[f'layer{li}.mlp_fc2'])
             x = [a + b for a, b in zip(x, x_residual)]
         logits = linear(x, state_dict['lm_head'])
@@ -127,9 +150,9 @@ class GPT:
         loss = (1 / n) * sum(losses)
         return loss
 
-    def optimizer(self, learning_rate):
+    def optimizer(self, learning_rate, beta1=0.9, beta2=0.95, eps_adam=1e-8):
         """microgpt.py's Adam over the parameters."""
-        return Adam(self.params, learning_rate)
+        return Adam(self.params, learning_rate, beta1, beta2, eps_adam)
 
     def next_token_weights(self, token_id, pos_id, keys, values, temperature):
         """The sampling weights of the next token: the softmax of the logits

@@ -4,7 +4,7 @@ microgpt.py's training loop, its Adam optimizer and its sampling loop.
 The model is ``microgpt.model.GPT`` (exact, on scalar Values) or
 ``microgpt.fused.FusedGPT`` (fast), or anything with their interface:
 ``config``, ``loss(tokens)`` with ``.backward()`` and ``.data``,
-``optimizer(learning_rate)`` with ``.step(step, lr_t)``, ``empty_cache()``
+``optimizer(learning_rate, beta1, beta2, eps_adam)`` with ``.step(step, lr_t)``, ``empty_cache()``
 and ``next_token_weights(...)``.
 """
 import math
@@ -32,16 +32,32 @@ class Adam:
             p.grad = 0
 
 
-def train(model, docs, tokenizer, num_steps, learning_rate=1e-2):
-    """Train on one document per step, in order, with Adam and a cosine
-    decay of the learning rate over num_steps; yield each step's loss."""
-    optimizer = model.optimizer(learning_rate)
+def cosine_decay(learning_rate, step, num_steps):
+    """microgpt.py's first revision: a cosine from learning_rate down to 0."""
+    return learning_rate * 0.5 * (1 + math.cos(math.pi * step / num_steps))
+
+
+def linear_decay(learning_rate, step, num_steps):
+    """microgpt.py's final revision: a straight line from learning_rate down to 0."""
+    return learning_rate * (1 - step / num_steps)
+
+
+SCHEDULES = {"cosine": cosine_decay, "linear": linear_decay}
+
+
+def train(model, docs, tokenizer, num_steps, learning_rate=1e-2, beta1=0.9, beta2=0.95,
+          eps_adam=1e-8, lr_schedule="cosine"):
+    """Train on one document per step, in order, with Adam and a decay of
+    the learning rate over num_steps (one of SCHEDULES, or a function like
+    them); yield each step's loss. The defaults are microgpt.py's first revision."""
+    decay = SCHEDULES[lr_schedule] if isinstance(lr_schedule, str) else lr_schedule
+    optimizer = model.optimizer(learning_rate, beta1, beta2, eps_adam)
     for step in range(num_steps):
         doc = docs[step % len(docs)]
         tokens = tokenizer.encode(doc)
         loss = model.loss(tokens)
         loss.backward()
-        lr_t = learning_rate * 0.5 * (1 + math.cos(math.pi * step / num_steps))
+        lr_t = decay(learning_rate, step, num_steps)
         optimizer.step(step, lr_t)
         yield loss.data
 
