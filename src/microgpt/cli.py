@@ -151,7 +151,7 @@ def non_negative_int(text):
     return value
 
 
-def probability(text):
+def decay_rate(text):
     """--beta1, --beta2: an exponential decay rate, at least 0 and less than 1."""
     value = _float(text)
     if not 0 <= value < 1:
@@ -167,7 +167,7 @@ def non_negative_float(text):
 
 
 def step_count(text):
-    """--steps: the cosine schedule divides by it as a float, so it must be one."""
+    """--steps: the learning rate's schedule divides by it as a float, so it must be one."""
     value = non_negative_int(text)
     try:
         float(value)
@@ -253,8 +253,7 @@ def build_parser(prog=None):
 
     def setting(flag, field, help, metavar=None, **kwargs):
         """A flag for one of the recipe's settings; its default is the recipe's."""
-        values = {name: getattr(recipe, field) for name, recipe in RECIPES.items()}
-        shown = {name: _shown(value) for name, value in values.items()}
+        shown = {name: _shown(getattr(recipe, field)) for name, recipe in RECIPES.items()}
         if len(set(shown.values())) == 1:
             default = shown["v1"]
         else:
@@ -287,9 +286,9 @@ def build_parser(prog=None):
             type=positive_float)
     setting("--lr-schedule", "lr_schedule", "how the learning rate decays",
             choices=("cosine", "linear"))
-    setting("--beta1", "beta1", "Adam's decay rate of the mean gradient", type=probability)
+    setting("--beta1", "beta1", "Adam's decay rate of the mean gradient", type=decay_rate)
     setting("--beta2", "beta2", "Adam's decay rate of the mean squared gradient",
-            type=probability)
+            type=decay_rate)
     setting("--eps", "eps_adam", "Adam's epsilon", type=positive_float)
     setting("--seed", "seed", "seed of the random generator (shuffle, parameters, samples)",
             type=integer)
