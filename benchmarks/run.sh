@@ -2,8 +2,8 @@
 # Run microgpt's benchmark harness once per backend (compiled, fused, python),
 # into benchmarks/results/<backend>.json, and compare them in
 # benchmarks/results/comparison.md. Extra arguments go to the harness
-# (--quick, --only NAME ..., --input FILE). The pure-Python train_500 alone
-# takes a few minutes.
+# (--quick, --only NAME ..., --input FILE). The pure-Python trainings take
+# about seven minutes together.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 python="${PYTHON:-python}"

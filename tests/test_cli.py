@@ -17,6 +17,7 @@ from microgpt.memory import Available
 from microgpt.model import Config
 
 TRAIN = str(Path(sys.executable).parent / "microgpt-train")
+SAMPLE = str(Path(sys.executable).parent / "microgpt-sample")
 linux_only = pytest.mark.skipif(
     sys.platform != "linux", reason="needs Linux: /proc/meminfo, RLIMIT_AS, /dev/full, pty EIO")
 compiled_only = pytest.mark.skipif(
@@ -461,3 +462,182 @@ def test_a_directory_where_the_cached_names_txt_should_be(tmp_path):
         "cache keeps names.txt; move it away, set MICROGPT_CACHE to another directory, or pass "
         "--input FILE\n")
     assert os.listdir(tmp_path / "cache" / "names.txt") == []
+
+
+# -- --save and --resume -----------------------------------------------------------------
+
+def steps_done(stdout, step_end=b"\n"):
+    """The stdout's step lines count."""
+    return stdout.count(b" | loss ")
+
+
+def prefix_through_step(stdout, step, step_end=b"\n"):
+    """stdout up to the end of step `step`'s line."""
+    marker = re.compile(rb"step +%d / +\d+ \| loss [0-9.]+" % step + re.escape(step_end))
+    match = marker.search(stdout)
+    assert match, (step, stdout[-200:])
+    return stdout[:match.end()]
+
+
+@compiled_only
+@pytest.mark.parametrize("recipe", ["v1", "v2"])
+def test_save_keeps_microgpt_py_final_parameters(names_txt, references, tmp_path, recipe):
+    from safetensors.numpy import load
+    path = tmp_path / "ck.safetensors"
+    result = run("--recipe", recipe, "--input", str(names_txt), "--save", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == references[recipe]["stdout"] and result.stderr == b""
+    tensors = load(path.read_bytes())
+    names = ["wte", "wpe", "lm_head"] + [f"layer0.{m}" for m in (
+        "attn_wq", "attn_wk", "attn_wv", "attn_wo", "mlp_fc1", "mlp_fc2")]
+    params = [repr(x) for name in names for x in tensors[name].ravel().tolist()]
+    assert params == references[recipe]["json"]["final_params"]
+    sampled = subprocess.run([SAMPLE, str(path)], capture_output=True)
+    assert sampled.returncode == 0 and sampled.stderr == b""
+    lines = references[recipe]["stdout"].splitlines(keepends=True)
+    assert sampled.stdout == b"".join(lines[-20:])
+
+
+# a run slow enough to be stopped while it trains, and quick to check
+SLOW = (["--exact"] if microgpt.BACKEND == "compiled" else
+        ["--steps", "40", "--n-embd", "8", "--n-head", "2"])
+
+
+def stopped_and_resumed(names_txt, tmp_path, stop, args, resume_args):
+    """Run microgpt-train with args, stop it with signal `stop` at a random
+    step, resume it from its checkpoint; the whole run's stdout, as the two
+    runs printed it, and the interrupted run's exit status and stderr."""
+    import random
+    path = tmp_path / "ck.safetensors"
+    process = subprocess.Popen([TRAIN, "--input", str(names_txt), "--save", str(path), *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        at = random.Random().randrange(5, 30)
+        stdout = b""
+        while steps_done(stdout) < at:
+            stdout += process.stdout.readline()
+        process.send_signal(stop)
+        rest, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    stdout += rest
+    from microgpt.checkpoint import load
+    step = load(path).step
+    assert step >= 5
+    resumed = run("--input", str(names_txt), "--resume", str(path), *resume_args)
+    assert resumed.returncode == 0 and resumed.stderr == b"", resumed.stderr
+    return prefix_through_step(stdout, step) + resumed.stdout, process.returncode, stderr, step
+
+
+@pytest.fixture(scope="module")
+def slow_whole(names_txt, references):
+    """The stdout of the SLOW run, uninterrupted."""
+    if SLOW == ["--exact"]:
+        return references["v1"]["stdout"]      # the default run (tested above)
+    return run("--input", str(names_txt), *SLOW).stdout
+
+
+def test_a_killed_run_resumes_to_the_same_bytes(names_txt, tmp_path, slow_whole):
+    # SIGKILL at a random step: the last --save-every checkpoint carries on (on the fast path)
+    joined, status, _, step = stopped_and_resumed(
+        names_txt, tmp_path, signal.SIGKILL, [*SLOW, "--save-every", "3"], [])
+    assert status == -signal.SIGKILL and step % 3 == 0
+    assert joined == slow_whole
+
+
+def test_ctrl_c_saves_the_last_step_and_resumes_to_the_same_bytes(names_txt, tmp_path,
+                                                                  slow_whole):
+    joined, status, stderr, step = stopped_and_resumed(
+        names_txt, tmp_path, signal.SIGINT, SLOW, SLOW[1:] if SLOW[0] == "--exact" else SLOW)
+    assert status == 130
+    path = tmp_path / "ck.safetensors"
+    assert stderr.decode() == (f"\nmicrogpt-train: interrupted after step {step} of "
+                               f"{500 if SLOW == ['--exact'] else 40}; saved it in {path} "
+                               f"(carry on with --resume {path})\n")
+    assert joined == slow_whole
+
+
+def test_a_finished_checkpoint_resumes_to_its_samples(names_txt, tmp_path):
+    args = ["--recipe", "v2", "--steps", "30", "--input", str(names_txt)]
+    whole = run(*args, "--save", str(tmp_path / "ck.safetensors"))
+    resumed = run("--input", str(names_txt), "--resume", str(tmp_path / "ck.safetensors"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.startswith(b"\n--- inference (new, hallucinated names) ---\n")
+    assert whole.stdout.endswith(resumed.stdout)
+
+
+def test_resume_refuses_flags_that_contradict_the_checkpoint(names_txt, tmp_path):
+    path = tmp_path / "ck.safetensors"
+    assert run("--steps", "3", "--input", str(names_txt), "--save", str(path)).returncode == 0
+    before = path.read_bytes()
+    for args, message in [
+            (["--steps", "5"], f"--steps 5 contradicts {path}, whose run has 3"),
+            (["--recipe", "v2"], f"--recipe v2 contradicts {path}, a run of recipe v1+"),
+            (["--activation", "relu"], "--activation relu contradicts"),
+            (["--no-zero-init-proj"], "--zero-init-proj off contradicts")]:
+        result = run("--input", str(names_txt), "--resume", str(path), "--save", str(path),
+                     *args)
+        assert result.returncode == 2 and result.stdout == b""
+        assert result.stderr.decode() == f"microgpt-train: error: {message}" + \
+            result.stderr.decode().split(message, 1)[1]
+        assert result.stderr.count(b"\n") == 1
+    # the same values are no contradiction
+    result = run("--input", str(names_txt), "--resume", str(path), "--steps", "3")
+    assert result.returncode == 0, result.stderr
+    assert path.read_bytes() == before
+
+
+def test_resume_on_another_text_names_both(names_txt, tmp_path):
+    path = tmp_path / "ck.safetensors"
+    assert run("--steps", "3", "--input", str(names_txt), "--save", str(path)).returncode == 0
+    other = tmp_path / "words.txt"
+    other.write_text("one\ntwo\n")
+    result = run("--input", str(other), "--resume", str(path))
+    assert result.returncode == 2 and result.stdout == b""
+    assert re.fullmatch(rf"microgpt-train: error: {re.escape(str(path))} was trained on "
+                        rf"{re.escape(str(names_txt))} \(SHA-256 [0-9a-f]{{16}}\.\.\.\), not on "
+                        rf"{re.escape(str(other))} \(SHA-256 [0-9a-f]{{16}}\.\.\.\); give that "
+                        r"text with --input\n", result.stderr.decode())
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "no such file"),
+    (lambda p: p.mkdir(), "is a directory, not a checkpoint"),
+    (lambda p: p.write_bytes(b"\x80\x04K\x01."), "not a safetensors file"),
+    (lambda p: p.write_bytes(os.urandom(3000)), "not a safetensors file"),
+], ids=["missing", "directory", "pickle", "random"])
+def test_unusable_checkpoints_are_one_line_and_overwrite_nothing(names_txt, tmp_path, make,
+                                                                message):
+    path = tmp_path / "ck.safetensors"
+    make(path)
+    before = path.read_bytes() if path.is_file() else None
+    for command in ([TRAIN, "--input", str(names_txt), "--resume", str(path), "--save",
+                     str(path)], [SAMPLE, str(path)]):
+        result = subprocess.run(command, capture_output=True)
+        assert result.returncode == 2 and result.stdout == b""
+        name = Path(command[0]).name
+        assert result.stderr.decode().startswith(f"{name}: error: {path}: {message}")
+        assert result.stderr.count(b"\n") == 1
+        assert (path.read_bytes() if path.is_file() else None) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--save-every", "5"], "--save-every needs --save PATH"),
+    (["--save", "{tmp}"], "cannot save the checkpoint: {tmp} is a directory"),
+    (["--save", "{tmp}/no/such/dir/ck.safetensors"], "no such directory"),
+    (["--save-every", "0", "--save", "x"], "must be a positive integer"),
+])
+def test_unusable_save_paths_are_refused_before_training(names_txt, tmp_path, args, message):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = run("--input", str(names_txt), *args)
+    assert result.returncode == 2 and result.stdout == b""
+    assert message.replace("{tmp}", str(tmp_path)) in result.stderr.decode()
+    assert result.stderr.count(b"\n") == 1
+
+
+def test_save_does_not_change_stdout(names_txt, tmp_path):
+    args = ["--input", str(names_txt), "--steps", "20", "--recipe", "v2"]
+    plain = run(*args)
+    saved = run(*args, "--save", str(tmp_path / "ck.safetensors"), "--save-every", "7")
+    assert saved.returncode == 0 and saved.stdout == plain.stdout and saved.stderr == b""
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.safetensors"]     # no temporary left

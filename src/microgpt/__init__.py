@@ -7,13 +7,17 @@ bytes, faster: ``Value`` is the scalar autograd node of microgpt.py compiled
 to C, and ``random`` a drop-in for the standard library module whose draws
 equal CPython's bit for bit.
 
+``Run``, ``load`` and ``resume`` train, keep and sample a model from Python
+(microgpt.run): what microgpt-train and microgpt-sample do.
+
 ``BACKEND`` says which implementation is in use: ``"compiled"``, or
 ``"python"`` when the environment sets ``MICROGPT_PUREPYTHON=1``.
 """
 from ._backend import BACKEND, PUREPYTHON, compiled
 
 __version__ = "0.1.0"
-__all__ = ["Value", "random", "BACKEND", "__version__"]
+__all__ = ["Value", "random", "Run", "Model", "load", "resume", "BACKEND", "__version__"]
+_RUN = ("Run", "Model", "load", "resume")       # from microgpt.run
 
 
 def __getattr__(name):
@@ -27,6 +31,10 @@ def __getattr__(name):
             Value = compiled("_engine").Value
         globals()["Value"] = Value
         return Value
+    if name in _RUN:
+        from . import run
+        globals().update({key: getattr(run, key) for key in _RUN})
+        return globals()[name]
     if name == "random":
         __import__(f"{__name__}.random")    # the import system sets microgpt.random
         return globals()["random"]
@@ -34,4 +42,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | {"Value", "random"})
+    return sorted(set(globals()) | set(__all__))

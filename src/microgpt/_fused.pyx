@@ -814,6 +814,16 @@ cdef class Adam:
         PyMem_Free(self._m)
         PyMem_Free(self._v)
 
+    @property
+    def m(self):
+        """The first moment buffer, one per parameter in order, as a 1-D memoryview."""
+        return _view(self._m, _storage_of(self._storage).size, 1, self, 1)
+
+    @property
+    def v(self):
+        """The second moment buffer, one per parameter in order, as a 1-D memoryview."""
+        return _view(self._v, _storage_of(self._storage).size, 1, self, 1)
+
     def step(self, step, double lr_t):
         """Update every parameter from its gradient at step `step` (from 0),
         with learning rate lr_t, and zero the gradients."""

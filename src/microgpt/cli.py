@@ -34,27 +34,39 @@ class NotEnoughMemory(Exception):
     """The run would need more memory than there is."""
 
 
+class ResumeError(Exception):
+    """--resume with flags that contradict the checkpoint."""
+
+
 class OutputError(Exception):
     """Standard output cannot be written (closed, a full disk, an I/O error)."""
 
 
 def main(argv=None):
     """The microgpt-train command; returns the exit status."""
-    prog = _prog()
+    def body(prog):
+        parser = build_parser(prog)
+        args = parser.parse_args(argv)
+        return run(recipe_of(args, parser), args, parser)
+    return command(body, "microgpt-train")
+
+
+def command(body, name):
+    """Run body(prog), a command's work, answering every error a user can
+    cause with one line on stderr and its exit status."""
+    prog = _prog(name)
     try:
-        return _main(argv, prog)
+        return _errors_answered(body, prog)
     except KeyboardInterrupt:
         _stderr(f"\n{prog}: interrupted")     # a new line after the ^C the terminal shows
         return INTERRUPTED
 
 
-def _main(argv, prog):
+def _errors_answered(body, prog):
     from .data import DataError
-    parser = build_parser(prog)
     try:
-        args = parser.parse_args(argv)
-        run(recipe_of(args, parser), args)
-    except (DataError, TrainingError, SamplingError, NotEnoughMemory) as exc:
+        return body(prog)
+    except (DataError, TrainingError, SamplingError, NotEnoughMemory, ResumeError) as exc:
         _error(prog, exc)
         return USAGE_ERROR
     except MemoryError:
@@ -71,14 +83,15 @@ def _main(argv, prog):
         _error(prog, f"cannot write the output: {exc}")
         _silence_stdout()
         return FAILED
-    return 0
 
 
-def _prog():
+def _prog(name="microgpt-train"):
     """The command's name, as argparse shows it."""
     if sys.argv and sys.argv[0].endswith("__main__.py"):
         return "python -m microgpt"
-    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "microgpt-train"
+    if sys.argv and sys.argv[0].endswith(os.path.join("microgpt", "sample.py")):
+        return "python -m microgpt.sample"
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else name
 
 
 def _error(prog, message):
@@ -224,9 +237,10 @@ def _invalid(message):
     return argparse.ArgumentTypeError(message)
 
 
-def build_parser(prog=None):
+def new_parser(**kwargs):
+    """An argparse.ArgumentParser whose usage errors are one line, and whose
+    --help reports a failure to write."""
     import argparse
-    from .recipe import RECIPES
 
     class Parser(argparse.ArgumentParser):
         def print_help(self, file=None):
@@ -240,7 +254,14 @@ def build_parser(prog=None):
             # one line, without the usage argparse prints first: --help has it
             self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
 
-    parser = Parser(
+    return Parser(**kwargs)
+
+
+def build_parser(prog=None):
+    import argparse
+    from .recipe import RECIPES
+
+    parser = new_parser(
         prog=prog,
         description="Train microgpt.py's GPT on the lines of a text file, one line per step, "
                     "then print new samples. With no --input, trains on Karpathy's names.txt, "
@@ -263,7 +284,7 @@ def build_parser(prog=None):
         parser.add_argument(flag, dest=field, default=argparse.SUPPRESS, metavar=metavar,
                             help=f"{help} (default: {default})", **kwargs)
 
-    parser.add_argument("--recipe", choices=RECIPES, default="v1",
+    parser.add_argument("--recipe", choices=RECIPES, default=argparse.SUPPRESS,
                         help="which microgpt.py to be: " + "; ".join(
                             f"{name}, {recipe.summary}" for name, recipe in RECIPES.items())
                         + " (default: v1)")
@@ -302,6 +323,15 @@ def build_parser(prog=None):
     parser.add_argument("--no-memory-check", action="store_true",
                         help="run even when the estimate of the memory the run needs "
                              "exceeds what is available")
+    parser.add_argument("--save", metavar="PATH",
+                        help="write a checkpoint (safetensors) to PATH after training, "
+                             "before sampling; on Ctrl-C, of the last completed step")
+    parser.add_argument("--save-every", metavar="N", type=positive_int,
+                        help="with --save: also every N steps")
+    parser.add_argument("--resume", metavar="PATH",
+                        help="carry on the run saved in the checkpoint PATH to its last step, "
+                             "on the text it was trained on (--input), printing from the first "
+                             "step it trains; its settings are the checkpoint's")
     return parser
 
 
@@ -313,9 +343,14 @@ def _shown(value):
 
 
 def recipe_of(args, parser):
-    """The recipe of --recipe, with the settings given as flags."""
+    """The recipe of --recipe, with the settings given as flags (None with
+    --resume: the checkpoint's are used)."""
     from .recipe import RECIPES, Recipe
-    recipe = RECIPES[args.recipe]
+    if args.save_every is not None and args.save is None:
+        parser.error("--save-every needs --save PATH")
+    if args.resume is not None:
+        return None
+    recipe = RECIPES[getattr(args, "recipe", "v1")]
     changes = {field: value for field, value in vars(args).items() if field in Recipe.FIELDS}
     n_embd, n_head = changes.get("n_embd", recipe.n_embd), changes.get("n_head", recipe.n_head)
     if n_embd % n_head:
@@ -323,63 +358,120 @@ def recipe_of(args, parser):
     return recipe.replace(**changes)
 
 
+def contradictions(args, parser, ck, path):
+    """Refuse flags that would change a resumed run's settings."""
+    from .recipe import Recipe
+    flags = {action.dest: action.option_strings[0] for action in parser._actions
+             if action.option_strings}
+    given = getattr(args, "recipe", None)
+    if given is not None and given != ck.recipe.name:
+        raise ResumeError(f"--recipe {given} contradicts {path}, a run of recipe "
+                          f"{ck.recipe.name}; a resumed run keeps its settings")
+    for field, value in vars(args).items():
+        if field in Recipe.FIELDS and value != getattr(ck.recipe, field):
+            raise ResumeError(f"{flags[field]} {_shown(value)} contradicts {path}, whose run "
+                              f"has {_shown(getattr(ck.recipe, field))}; a resumed run keeps "
+                              "its settings")
+
+
 # The run ---------------------------------------------------------------------
 
-def make_model(config, rng, exact):
-    """The fused fast path; microgpt.py's scalar graph with --exact, and
-    under MICROGPT_PUREPYTHON=1, where only the scalar one exists."""
-    from . import BACKEND
-    if exact or BACKEND != "compiled":
-        from .model import GPT
-        return GPT(config, rng)
-    from .fused import FusedGPT
-    try:
-        return FusedGPT(config, rng)
-    except OverflowError:       # a size beyond a C integer (with --no-memory-check)
-        raise MemoryError from None
-
-
-def run(recipe, args):
-    """microgpt.py as the recipe has it, on the input and path args give."""
-    from . import BACKEND, random
-    from .data import Tokenizer, load_docs, names_path
-    from .train import sample, train
+def run(recipe, args, parser):
+    """microgpt.py as the recipe has it, on the input and path args give; or
+    the rest of the run in --resume. Returns the exit status."""
+    from . import BACKEND, random   # noqa: F401 (the compiled modules, before any output)
+    from .data import load_text, names_path
+    from .run import Run
 
     if sys.stdout is None:
         raise OutputError("standard output is closed")
     path = "fused" if not args.exact and BACKEND == "compiled" else BACKEND
     check = not args.no_memory_check
+    if args.resume is not None:
+        from .checkpoint import load
+        ck = load(args.resume)
+        contradictions(args, parser, ck, args.resume)
+        recipe = ck.recipe
+    if args.save is not None:       # a file that cannot be written: before the run
+        from .checkpoint import CheckpointError
+        from .files import WriteError, check_writable
+        try:
+            check_writable(args.save)
+        except WriteError as exc:
+            raise CheckpointError(f"cannot save the checkpoint: {exc}") from None
     if check:       # before the data, with the smallest vocabulary: no download for nothing
         check_memory(recipe.config(2), path, 1, recipe.num_steps, recipe.num_samples,
                      at_least=True)
-    rng = random.Random(recipe.seed)
-    docs = load_docs(args.input if args.input is not None else names_path())
-    rng.shuffle(docs)
-    tokenizer = Tokenizer(docs)
-    config = recipe.config(tokenizer.vocab_size)
+    text = load_text(args.input if args.input is not None else names_path())
     if check:
-        check_memory(config, path, max(map(len, docs)) + 1, recipe.num_steps,
-                     recipe.num_samples)
-    _print(f"num docs: {len(docs)}")
-    _print(f"vocab size: {tokenizer.vocab_size}")
-    model = make_model(config, rng, args.exact)
-    _print(f"num params: {len(model.params)}")
-    num_steps = recipe.num_steps
-    step = 0
+        vocab_size = len(set("".join(text.docs))) + 1
+        check_memory(recipe.config(vocab_size), path, max(map(len, text.docs)) + 1,
+                     recipe.num_steps, recipe.num_samples)
+    if args.resume is not None:
+        run = Run.resume(ck, text, exact=args.exact)
+    else:
+        _print(f"num docs: {len(text.docs)}")
+        _print(f"vocab size: {len(set(''.join(text.docs))) + 1}")
+        run = Run(text, recipe, exact=args.exact)
+        _print(f"num params: {run.model.num_params}")
+    if not training(run, args, parser.prog):
+        return INTERRUPTED
+    sampling(run.model, recipe)
+    return 0
+
+
+def training(run, args, prog):
+    """Train the run to its last step, printing each step's line; save the
+    checkpoint if asked. False if Ctrl-C stopped it (with --save: after the
+    step it was in, which is then saved)."""
+    recipe, num_steps, save = run.recipe, run.num_steps, args.save
+    stop = []
+    handler = _catch_interrupt(stop) if save is not None else None
     try:
-        for step, loss in enumerate(train(model, docs, tokenizer, num_steps,
-                                          **recipe.training()), 1):
-            _print(f"step {step:4d} / {num_steps:4d} | loss {loss:.4f}", end=recipe.step_end,
-                   flush=True)
-    except (ArithmeticError, ValueError) as exc:   # as microgpt.py would raise them
-        raise TrainingError(f"training failed at step {step + 1}: {_why(exc)} "
-                            "(the numbers blew up; a smaller --lr may help)") from None
+        try:
+            for loss in run:
+                _print(f"step {run.step:4d} / {num_steps:4d} | loss {loss:.4f}",
+                       end=recipe.step_end, flush=True)
+                if args.save_every and run.step % args.save_every == 0 and \
+                        run.step < num_steps:
+                    run.save(save)
+                if stop:
+                    break
+        except (ArithmeticError, ValueError) as exc:   # as microgpt.py would raise them
+            raise TrainingError(f"training failed at step {run.step + 1}: {_why(exc)} "
+                                "(the numbers blew up; a smaller --lr may help)") from None
+        if save is not None:
+            run.save(save)
+    finally:
+        if handler is not None:
+            import signal
+            signal.signal(signal.SIGINT, handler)
+    if stop:
+        _stderr(f"\n{prog}: interrupted after step {run.step} of {num_steps}; saved it "
+                f"in {save} (carry on with --resume {save})")
+        return False
+    return True
+
+
+def _catch_interrupt(stop):
+    """Make Ctrl-C append to stop instead of raising KeyboardInterrupt, so that
+    training ends after a whole step; the previous handler, or None where
+    Python only lets the main thread set one."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, lambda signum, frame: stop.append(signum))
+
+
+def sampling(model, recipe):
+    """Print the inference header and the recipe's samples, as microgpt.py."""
     _print("\n" + recipe.inference_header)
     for sample_idx in range(recipe.num_samples):
         try:
-            text = sample(model, tokenizer, rng, recipe.temperature)
+            text = model.generate(temperature=recipe.temperature)
         except (ArithmeticError, ValueError) as exc:
-            raise SamplingError(_sampling_failure(exc, model, recipe.temperature,
+            raise SamplingError(_sampling_failure(exc, model.gpt, recipe.temperature,
                                                   sample_idx + 1)) from None
         _print(f"sample {sample_idx+1:2d}: {text}")
     _flush()

@@ -28,6 +28,19 @@ def load_docs(path):
     """The documents of a UTF-8 text file: its stripped, non-empty lines, as
     microgpt.py reads them (a leading BOM is not content). path "-" reads
     standard input."""
+    return load_text(path).docs
+
+
+class Text:
+    """A text file's documents, its name and the SHA-256 of its bytes (a
+    checkpoint keeps it, to resume only on the same text)."""
+
+    def __init__(self, name, docs, sha256):
+        self.name, self.docs, self.sha256 = name, docs, sha256
+
+
+def load_text(path):
+    """load_docs(path), with the file's name and SHA-256, as a Text."""
     path = os.fspath(path)
     if path == "-":
         name, data = "<stdin>", _read_stdin()
@@ -46,7 +59,7 @@ def load_docs(path):
     if not docs:
         raise DataError(f"{name}: no documents (the {'input' if path == '-' else 'file'} "
                         "is empty or only blank lines)")
-    return docs
+    return Text(name, docs, _sha256(data))
 
 
 def _read_stdin():
@@ -167,92 +180,32 @@ def download(url, path, sha256, timeout=DOWNLOAD_TIMEOUT):
     import urllib.error
     import urllib.request
 
-    path = os.fspath(path)
-    directory, name = os.path.split(os.path.abspath(path))
-    fd, tmp = _create_temporary(directory, name)
+    from .files import WriteError, atomic_file
+
     try:
-        try:
-            with os.fdopen(fd, "wb") as out:
-                try:
-                    with urllib.request.urlopen(url, timeout=timeout) as response:
-                        data = response.read()  # raises IncompleteRead if cut short
-                except urllib.error.HTTPError as exc:
-                    raise DataError(f"HTTP error {exc.code} {exc.reason}") from None
-                except urllib.error.URLError as exc:
-                    raise DataError(f"{_reason(exc.reason)}") from None
-                except http.client.IncompleteRead as exc:
-                    expected = len(exc.partial) + (exc.expected or 0)
-                    raise DataError(f"the connection closed after {len(exc.partial)} "
-                                    f"of {expected} bytes") from None
-                except (http.client.HTTPException, OSError) as exc:
-                    raise DataError(_reason(exc)) from None
-                got = _sha256(data)
-                if got != sha256:
-                    raise DataError(f"checksum mismatch (sha256 {got}, expected {sha256})")
+        with atomic_file(path) as out:      # made first: an unwritable cache fails at once
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    data = response.read()  # raises IncompleteRead if cut short
+            except urllib.error.HTTPError as exc:
+                raise DataError(f"HTTP error {exc.code} {exc.reason}") from None
+            except urllib.error.URLError as exc:
+                raise DataError(f"{_reason(exc.reason)}") from None
+            except http.client.IncompleteRead as exc:
+                expected = len(exc.partial) + (exc.expected or 0)
+                raise DataError(f"the connection closed after {len(exc.partial)} "
+                                f"of {expected} bytes") from None
+            except (http.client.HTTPException, OSError) as exc:
+                raise DataError(_reason(exc)) from None
+            got = _sha256(data)
+            if got != sha256:
+                raise DataError(f"checksum mismatch (sha256 {got}, expected {sha256})")
+            try:
                 out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except IsADirectoryError:
-            raise CacheError(f"{path} is a directory") from None
-        except OSError as exc:      # the network's are DataErrors by now: this is the disk's
-            raise CacheError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
-def _create_temporary(directory, name):
-    """A new file .name.XXXX.part in directory, made (with its parents) with
-    mode 0o666, which the umask (and a default ACL) trims as for any new
-    file; tempfile.mkstemp's would be 0o600. Returns (fd, path)."""
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as exc:
-        raise CacheError(_not_a_directory(directory) or
-                         f"cannot create {directory}: {exc.strerror or exc}") from None
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | \
-        getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.part")
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise CacheError(f"cannot write in {directory}: {exc.strerror or exc}") from None
-    raise CacheError(f"cannot write in {directory}: no unused temporary name")
-
-
-def _not_a_directory(directory):
-    """'X is a file, not a directory' for the first of directory and its
-    parents that exists and is not a directory; None if there is none."""
-    while True:
-        if os.path.lexists(directory):
-            return None if os.path.isdir(directory) else \
-                f"{directory} is a file, not a directory"
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            return None
-        directory = parent
-
-
-def _fsync_directory(directory):
-    """Make the rename itself durable, where the system allows it."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+            except OSError as exc:
+                raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except WriteError as exc:
+        raise CacheError(str(exc)) from None
 
 
 def _read_bytes(path):

@@ -39,7 +39,8 @@ class FusedGPT:
     order (a memoryview of the one contiguous array), and ``gpt()``."""
 
     def __init__(self, config, random):
-        """Draw the parameters with random.gauss, in microgpt.py's order."""
+        """Draw the parameters with random.gauss, in microgpt.py's order
+        (random None: all 0.0, to be loaded)."""
         self.config = config
         n_embd, vocab_size = config.n_embd, config.vocab_size
         proj_std, std = config.stds()
@@ -54,10 +55,11 @@ class FusedGPT:
         self.parameters = Parameters({name: (nout, nin) for name, nout, nin, _ in matrices})
         self.state_dict = self.parameters.state_dict
         self.params = self.parameters.data
-        offset = 0
-        for _, nout, nin, std in matrices:
-            _gauss(random, self.params[offset:offset + nout * nin], std)
-            offset += nout * nin
+        if random is not None:
+            offset = 0
+            for _, nout, nin, std in matrices:
+                _gauss(random, self.params[offset:offset + nout * nin], std)
+                offset += nout * nin
 
     def empty_cache(self):
         """Empty keys and values for gpt(), one list per layer."""

@@ -75,11 +75,13 @@ class GPT:
     token with a KV cache."""
 
     def __init__(self, config, random, Value=_Value):
-        """Draw the parameters with random.gauss, in microgpt.py's order."""
+        """Draw the parameters with random.gauss, in microgpt.py's order
+        (random None: all 0.0, to be loaded)."""
         self.config = config
         n_embd, n_layer = config.n_embd, config.n_layer
         proj_std, std = config.stds()
-        matrix = lambda nout, nin, std=std: [[Value(random.gauss(0, std)) for _ in range(nin)] for _ in range(nout)]
+        draw = (lambda std: 0.0) if random is None else (lambda std: random.gauss(0, std))
+        matrix = lambda nout, nin, std=std: [[Value(draw(std)) for _ in range(nin)] for _ in range(nout)]
         state_dict = {'wte': matrix(config.vocab_size, n_embd), 'wpe': matrix(config.block_size, n_embd), 'lm_head': matrix(config.vocab_size, n_embd)}
         for i in range(n_layer):
             state_dict[f'layer{i}.attn_wq'] = matrix(n_embd, n_embd)

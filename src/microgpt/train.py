@@ -46,13 +46,18 @@ SCHEDULES = {"cosine": cosine_decay, "linear": linear_decay}
 
 
 def train(model, docs, tokenizer, num_steps, learning_rate=1e-2, beta1=0.9, beta2=0.95,
-          eps_adam=1e-8, lr_schedule="cosine"):
+          eps_adam=1e-8, lr_schedule="cosine", start=0, optimizer=None):
     """Train on one document per step, in order, with Adam and a decay of
     the learning rate over num_steps (one of SCHEDULES, or a function like
-    them); yield each step's loss. The defaults are microgpt.py's first revision."""
+    them); yield each step's loss. The defaults are microgpt.py's first revision.
+
+    To carry on a run from step `start`, pass the optimizer it used (made by
+    model.optimizer, holding its moments): the steps from start on are those
+    the run would have taken."""
     decay = SCHEDULES[lr_schedule] if isinstance(lr_schedule, str) else lr_schedule
-    optimizer = model.optimizer(learning_rate, beta1, beta2, eps_adam)
-    for step in range(num_steps):
+    if optimizer is None:
+        optimizer = model.optimizer(learning_rate, beta1, beta2, eps_adam)
+    for step in range(start, num_steps):
         doc = docs[step % len(docs)]
         tokens = tokenizer.encode(doc)
         loss = model.loss(tokens)
@@ -62,14 +67,19 @@ def train(model, docs, tokenizer, num_steps, learning_rate=1e-2, beta1=0.9, beta
         yield loss.data
 
 
-def sample(model, tokenizer, random, temperature=0.5):
+def sample(model, tokenizer, random, temperature=0.5, prompt=()):
     """One new document: tokens drawn one at a time with random.choices,
-    from BOS until BOS comes again or the context is full."""
+    from BOS until BOS comes again or the context is full. A prompt (token
+    ids, fewer than block_size) is its beginning: fed in, not drawn."""
     keys, values = model.empty_cache()
     token_id = tokenizer.BOS
     sample = []
     for pos_id in range(model.config.block_size):
         weights = model.next_token_weights(token_id, pos_id, keys, values, temperature)
+        if pos_id < len(prompt):
+            token_id = prompt[pos_id]
+            sample.append(token_id)
+            continue
         token_id = random.choices(range(tokenizer.vocab_size), weights=weights)[0]
         if token_id == tokenizer.BOS:
             break

@@ -1,0 +1,288 @@
+"""
+Checkpoints: a training run on disk, in the safetensors format.
+
+A checkpoint holds everything needed to carry a run on exactly as if it had
+never stopped, and nothing that runs code when it is read (safetensors: a
+JSON header and raw little-endian arrays; no pickle). PyTorch, numpy and
+any safetensors reader can open it.
+
+Tensors (all float64 but the generator's words):
+
+    wte, wpe, lm_head, layer{i}.attn_wq ... layer{i}.mlp_fc2
+                        the parameters, [nout, nin], microgpt.py's state_dict
+    adam.m.<name>, adam.v.<name>
+                        Adam's first and second moments, shaped as the parameter
+    random.mt           the generator's 624 MT19937 words (uint32)
+    random.index        its position in them (int64, a scalar)
+    random.gauss_next   gauss()'s pending value: [] if none, else [x]
+
+Metadata (strings): ``format`` ("microgpt-checkpoint"), ``format_version``,
+``microgpt_version``, ``recipe`` (its name), every setting of the recipe
+under its own name as JSON (``n_embd``: "16", ``activation``: "\\"relu2\\"",
+floats as their repr, which reads back exactly), ``vocabulary`` (the
+characters, in token order), ``step`` (steps done), ``text_name`` and
+``text_sha256`` (the training text's file and the SHA-256 of its bytes).
+
+``save`` writes atomically (microgpt.files); ``load`` checks everything it
+reads and raises CheckpointError, one line naming the file, for anything
+that is not a checkpoint this version can carry on.
+"""
+import json
+import math
+import os
+
+from .data import DataError
+
+FORMAT = "microgpt-checkpoint"
+FORMAT_VERSION = 1
+_MT_WORDS = 624
+
+
+class CheckpointError(DataError):
+    """A checkpoint that cannot be read or written. The message names the file."""
+
+
+class Checkpoint:
+    """A training run's state, as numpy arrays and plain values.
+
+    recipe        microgpt.recipe.Recipe: the model's and the run's settings
+    vocabulary    the characters, in token order (BOS is the next id)
+    params        {name: float64 array [nout, nin]}, in microgpt.py's order
+    adam_m, adam_v   {name: float64 array}: Adam's moments, shaped as params
+    random_state  the generator's state, as random.Random.getstate() gives it
+    step          steps done (the next step trains docs[step % len(docs)])
+    text_name, text_sha256   the training text's name and the SHA-256 of its bytes
+    path          the file load() read it from (None if not read from one)
+    """
+
+    def __init__(self, recipe, vocabulary, params, adam_m, adam_v, random_state, step,
+                 text_name, text_sha256, microgpt_version=None):
+        from . import __version__
+        self.recipe, self.vocabulary = recipe, vocabulary
+        self.params, self.adam_m, self.adam_v = params, adam_m, adam_v
+        self.random_state, self.step = random_state, step
+        self.text_name, self.text_sha256 = text_name, text_sha256
+        self.microgpt_version = microgpt_version or __version__
+        self.path = None                # the file it was read from, if any
+
+    def config(self):
+        """The model's hyperparameters (microgpt.model.Config)."""
+        return self.recipe.config(len(self.vocabulary) + 1)
+
+
+def shapes(config):
+    """{name: (nout, nin)} of microgpt.py's state_dict, in its order."""
+    n_embd = config.n_embd
+    result = {'wte': (config.vocab_size, n_embd), 'wpe': (config.block_size, n_embd),
+              'lm_head': (config.vocab_size, n_embd)}
+    for i in range(config.n_layer):
+        result[f'layer{i}.attn_wq'] = (n_embd, n_embd)
+        result[f'layer{i}.attn_wk'] = (n_embd, n_embd)
+        result[f'layer{i}.attn_wv'] = (n_embd, n_embd)
+        result[f'layer{i}.attn_wo'] = (n_embd, n_embd)
+        result[f'layer{i}.mlp_fc1'] = (4 * n_embd, n_embd)
+        result[f'layer{i}.mlp_fc2'] = (n_embd, 4 * n_embd)
+    return result
+
+
+# Writing ----------------------------------------------------------------------
+
+def to_bytes(checkpoint):
+    """The checkpoint as the bytes of a safetensors file."""
+    import numpy as np
+    from safetensors.numpy import save
+
+    tensors = {}
+    for name, array in checkpoint.params.items():
+        tensors[name] = np.ascontiguousarray(array, dtype=np.float64)
+    for prefix, moments in (("adam.m.", checkpoint.adam_m), ("adam.v.", checkpoint.adam_v)):
+        for name, array in moments.items():
+            tensors[prefix + name] = np.ascontiguousarray(array, dtype=np.float64)
+    version, internal, gauss_next = checkpoint.random_state
+    tensors["random.mt"] = np.array(internal[:_MT_WORDS], dtype=np.uint32)
+    tensors["random.index"] = np.array(internal[_MT_WORDS], dtype=np.int64)
+    tensors["random.gauss_next"] = np.array([] if gauss_next is None else [gauss_next],
+                                            dtype=np.float64)
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "microgpt_version": checkpoint.microgpt_version,
+        "recipe": checkpoint.recipe.name,
+        **{field: json.dumps(value) for field, value in checkpoint.recipe.settings().items()},
+        "vocabulary": checkpoint.vocabulary,
+        "step": str(checkpoint.step),
+        "text_name": checkpoint.text_name,
+        "text_sha256": checkpoint.text_sha256,
+    }
+    return save(tensors, metadata=metadata)
+
+
+def save(path, checkpoint):
+    """Write the checkpoint to path atomically: the old file or the new one
+    stays, whatever happens."""
+    from .files import WriteError, write_atomically
+    data = to_bytes(checkpoint)
+    try:
+        write_atomically(path, data)
+    except WriteError as exc:
+        raise CheckpointError(f"cannot save the checkpoint: {exc}") from None
+
+
+# Reading ----------------------------------------------------------------------
+
+def load(path):
+    """The Checkpoint in the file at path; CheckpointError if it is not one."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        checkpoint = from_bytes(data)
+    except _Invalid as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    checkpoint.path = path
+    return checkpoint
+
+
+class _Invalid(Exception):
+    """What is wrong with a checkpoint's bytes (without the file's name)."""
+
+
+def from_bytes(data):
+    """The Checkpoint of a safetensors file's bytes; _Invalid if it is not one."""
+    import numpy as np
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as load_tensors
+
+    if len(data) < 8:
+        raise _Invalid(f"not a safetensors file ({len(data)} bytes)")
+    try:
+        tensors = load_tensors(bytes(data))
+    except (SafetensorError, ValueError, TypeError, OverflowError, MemoryError) as exc:
+        raise _Invalid(f"not a safetensors file ({_first_line(exc)})") from None
+    # safetensors.numpy reads no metadata from bytes; the header it has just
+    # checked is 8 bytes of length and then JSON, with the metadata in it
+    try:
+        header = json.loads(bytes(data[8:8 + int.from_bytes(data[:8], "little")]))
+        metadata = header.get("__metadata__") or {}
+    except (ValueError, RecursionError, AttributeError):
+        raise _Invalid("not a safetensors file (its header is not a JSON object)") from None
+    if not isinstance(metadata, dict) or \
+            not all(isinstance(v, str) for v in metadata.values()):
+        raise _Invalid("not a safetensors file (its metadata is not strings)")
+    if metadata.get("format") != FORMAT:
+        raise _Invalid("a safetensors file, but not a microgpt checkpoint "
+                       f"(its metadata has no format {FORMAT!r})")
+    if metadata.get("format_version") != str(FORMAT_VERSION):
+        raise _Invalid(f"checkpoint format version {metadata.get('format_version')!r}; this "
+                       f"microgpt reads version {FORMAT_VERSION} (a newer microgpt wrote it?)")
+    recipe = _recipe(metadata)
+    vocabulary = _text(metadata, "vocabulary")
+    if not vocabulary or list(vocabulary) != sorted(set(vocabulary)):
+        raise _Invalid("the vocabulary must be distinct characters in sorted order, "
+                       f"not {vocabulary!r}")
+    step = _integer(metadata, "step")
+    if not 0 <= step <= recipe.num_steps:
+        raise _Invalid(f"step {step} is outside 0 to num_steps ({recipe.num_steps})")
+    sha256 = _text(metadata, "text_sha256")
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise _Invalid(f"text_sha256 is not a SHA-256 in hex: {sha256!r}")
+
+    if 6 * recipe.n_layer > len(tensors):       # a bound before counting them
+        raise _Invalid(f"{len(tensors)} tensors are too few for n_layer {recipe.n_layer}")
+    config = recipe.config(len(vocabulary) + 1)
+    expected = {}
+    for name, shape in shapes(config).items():
+        for key in (name, "adam.m." + name, "adam.v." + name):
+            expected[key] = ("float64", shape)
+    expected["random.mt"] = ("uint32", (_MT_WORDS,))
+    expected["random.index"] = ("int64", ())
+    expected["random.gauss_next"] = ("float64", None)       # (0,) or (1,)
+    unexpected = sorted(set(tensors) - set(expected))
+    if unexpected:
+        raise _Invalid(f"unexpected tensor {unexpected[0]!r} (for the settings in its "
+                       "metadata)")
+    for key, (dtype, shape) in expected.items():
+        if key not in tensors:
+            raise _Invalid(f"tensor {key!r} is missing")
+        array = tensors[key]
+        if array.dtype.name != dtype:
+            raise _Invalid(f"tensor {key!r} is {array.dtype}, not {dtype}")
+        if shape is not None and array.shape != shape:
+            raise _Invalid(f"tensor {key!r} has shape {list(array.shape)}, not {list(shape)}")
+        if dtype == "float64" and not np.isfinite(array).all():
+            raise _Invalid(f"tensor {key!r} holds a NaN or an infinity")
+        if key.startswith("adam.v.") and (array < 0).any():
+            raise _Invalid(f"tensor {key!r} holds a negative number (a mean of squares)")
+
+    gauss = tensors["random.gauss_next"]
+    if gauss.shape not in ((0,), (1,)):
+        raise _Invalid(f"tensor 'random.gauss_next' has shape {list(gauss.shape)}, "
+                       "not [] or [1]")
+    index = int(tensors["random.index"])
+    if not 0 <= index <= _MT_WORDS:
+        raise _Invalid(f"random.index {index} is outside 0 to {_MT_WORDS}")
+    words = tuple(int(w) for w in tensors["random.mt"])
+    random_state = (3, words + (index,), float(gauss[0]) if gauss.shape == (1,) else None)
+
+    names = shapes(config)
+    return Checkpoint(
+        recipe, vocabulary,
+        params={name: _float64(tensors[name]) for name in names},
+        adam_m={name: _float64(tensors["adam.m." + name]) for name in names},
+        adam_v={name: _float64(tensors["adam.v." + name]) for name in names},
+        random_state=random_state, step=step,
+        text_name=_text(metadata, "text_name"), text_sha256=sha256,
+        microgpt_version=_text(metadata, "microgpt_version"))
+
+
+def _recipe(metadata):
+    """The Recipe of the metadata's name and settings."""
+    from .recipe import RECIPES, Recipe
+    name = _text(metadata, "recipe")
+    settings = {}
+    for field in Recipe.FIELDS:
+        if field not in metadata:
+            raise _Invalid(f"the metadata has no {field!r}")
+        try:
+            settings[field] = json.loads(metadata[field])
+        except (ValueError, RecursionError):
+            raise _Invalid(f"the metadata's {field!r} is not JSON: {metadata[field]!r}") \
+                from None
+    known = RECIPES.get(name)
+    summary = known.summary if known is not None and known.settings() == settings else \
+        "read from a checkpoint"
+    try:
+        return Recipe(name, summary, **settings)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+
+
+def _text(metadata, key):
+    if key not in metadata:
+        raise _Invalid(f"the metadata has no {key!r}")
+    return metadata[key]
+
+
+def _integer(metadata, key):
+    text = _text(metadata, key)
+    if not (text.isascii() and text.isdigit()):
+        raise _Invalid(f"the metadata's {key!r} is not a whole number: {text!r}")
+    return int(text)
+
+
+def _float64(array):
+    """A native-endian float64 copy, writable, owned."""
+    import numpy as np
+    return np.array(array, dtype=np.float64, order="C")
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,312 @@
+"""
+Training and sampling from Python: what microgpt-train and microgpt-sample do,
+as objects a script or a notebook can use.
+
+    import microgpt
+    run = microgpt.Run("names.txt", recipe="v2")   # read, shuffle, draw the parameters
+    for loss in run:                                # one training step each
+        if run.step % 100 == 0:
+            print(run.step, loss)
+            run.save("names.safetensors")           # a checkpoint: carries on exactly
+    run.model.sample(5)                             # the first five names microgpt.py prints
+
+    model = microgpt.load("names.safetensors")      # the trained model, from the checkpoint
+    model.sample(3, prompt="ma")                    # names beginning with "ma"
+    model.loss("emma")                              # its mean next-character loss
+    run = microgpt.resume("names.safetensors", "names.txt")   # the rest of the run
+
+A Run is microgpt.py's run: the same documents in the same order, the same
+parameters, the same losses and samples, bit for bit, on the fast path or
+(exact=True) on microgpt.py's graph of scalar Values. A checkpoint written by
+either path carries on on either, with the same results.
+"""
+from .data import DataError, Tokenizer
+
+
+class Model:
+    """A GPT with its vocabulary and its random generator: the part of a run
+    that samples and scores text.
+
+    config       microgpt.model.Config: the hyperparameters
+    recipe       microgpt.recipe.Recipe: the settings it was trained with
+    vocabulary   the characters it knows, in token order
+    random       the generator sample() continues (microgpt.random.Random)
+    """
+
+    def __init__(self, gpt, tokenizer, recipe, random):
+        self.gpt, self.tokenizer, self.recipe, self.random = gpt, tokenizer, recipe, random
+        self.config = gpt.config
+        self.vocabulary = "".join(tokenizer.uchars)
+
+    @property
+    def num_params(self):
+        return len(self.gpt.params)
+
+    @property
+    def exact(self):
+        """True on microgpt.py's scalar graph, False on the fused operations."""
+        from .fused import FusedGPT
+        return not isinstance(self.gpt, FusedGPT)
+
+    @property
+    def state_dict(self):
+        """The parameter matrices by microgpt.py's names, as new float64 numpy
+        arrays [nout, nin] (copies: changing them changes nothing here)."""
+        import numpy as np
+        from .checkpoint import shapes
+        flat = np.array(self._flat_params(), dtype=np.float64)
+        result, offset = {}, 0
+        for name, (nout, nin) in shapes(self.config).items():
+            result[name] = flat[offset:offset + nout * nin].reshape(nout, nin)
+            offset += nout * nin
+        return result
+
+    def generate(self, prompt="", temperature=None, random=None):
+        """One new document, beginning with prompt, drawn with random (by
+        default this model's generator, which it advances)."""
+        from .train import sample
+        ids = self.encode_prompt(prompt)
+        return sample(self.gpt, self.tokenizer, self.random if random is None else random,
+                      self.recipe.temperature if temperature is None else temperature, ids)
+
+    def sample(self, num_samples=None, temperature=None, prompt="", seed=None):
+        """num_samples new documents (the recipe's number by default), as
+        microgpt.py's inference loop draws them. Without a seed they continue
+        this model's generator: after a run, the samples the run printed.
+        With one, a new generator seeded with it is used (this one stays)."""
+        random = None
+        if seed is not None:
+            from . import random as microgpt_random
+            random = microgpt_random.Random(seed)
+        count = self.recipe.num_samples if num_samples is None else num_samples
+        return [self.generate(prompt, temperature, random) for _ in range(count)]
+
+    def loss(self, text):
+        """The mean loss of predicting each next character of the document
+        text (from BOS, to BOS), over its first block_size positions: the loss
+        training reports for it."""
+        tokens = self._encode(text, "the text")
+        return float(self.gpt.loss(tokens).data)
+
+    def logits(self, text):
+        """The logits of the token after each of BOS and the characters of
+        text (the first block_size of them): one row of vocab_size floats per
+        position, the last for the token after text (BOS: the end)."""
+        tokens = self._encode(text, "the text")[:-1][:self.config.block_size]
+        keys, values = self.gpt.empty_cache()
+        if self.exact:
+            return [[l.data for l in self.gpt.gpt(token_id, pos_id, keys, values)]
+                    for pos_id, token_id in enumerate(tokens)]
+        return self.gpt.gpt(tokens, range(len(tokens)), keys, values).tolist()
+
+    def encode_prompt(self, prompt):
+        """The token ids of a prompt; ValueError for one the model cannot take."""
+        ids = self._encode(prompt, "the prompt")[1:-1]
+        if len(ids) >= self.config.block_size:
+            raise ValueError(f"the prompt is {len(ids)} characters; this model's context "
+                             f"holds at most {self.config.block_size - 1} before the first "
+                             "it draws")
+        return ids
+
+    def _encode(self, text, what):
+        if not isinstance(text, str):
+            raise TypeError(f"{what} must be a str, not {type(text).__name__}")
+        unknown = sorted(set(text) - set(self.vocabulary))
+        if unknown:
+            raise ValueError(f"{what} has {_characters(unknown)} not in the vocabulary "
+                             f"({self.vocabulary!r})")
+        return self.tokenizer.encode(text)
+
+    def _flat_params(self):
+        """Every parameter, in order: a list of floats or a memoryview."""
+        params = self.gpt.params
+        return [p.data for p in params] if self.exact else params
+
+    def _restore(self, ck):
+        """Take the parameters and the generator's state of a Checkpoint."""
+        import numpy as np
+        flat = np.concatenate([a.ravel() for a in ck.params.values()])
+        if self.exact:
+            for p, x in zip(self.gpt.params, flat.tolist()):
+                p.data = x
+        else:
+            np.asarray(self.gpt.params)[:] = flat
+        self.random.setstate(ck.random_state)
+
+    def __repr__(self):
+        return (f"<microgpt.Model {self.num_params} parameters, vocabulary "
+                f"{self.vocabulary!r}, {'exact' if self.exact else 'fused'}>")
+
+
+class Run:
+    """A training run: microgpt.py's, or any recipe's.
+
+    Run(input, recipe, exact, **settings) reads the documents (a path, "-"
+    for standard input, a microgpt.data.Text, or None for names.txt,
+    downloaded once), shuffles them and draws the parameters, as microgpt.py
+    does. recipe is "v1", "v2" or a microgpt.recipe.Recipe; settings change
+    some of its values (n_layer=2). Iterating over the run trains it, one
+    step per item, yielding the step's loss, up to recipe.num_steps.
+
+    step   steps done;  model   the Model being trained;  docs   the documents in order
+    """
+
+    def __init__(self, input=None, recipe="v1", exact=False, **settings):
+        from . import random
+        from .data import Text, load_text, names_path
+        recipe = _recipe(recipe, settings)
+        text = input if isinstance(input, Text) else \
+            load_text(names_path() if input is None else input)
+        rng = random.Random(recipe.seed)
+        docs = list(text.docs)
+        rng.shuffle(docs)
+        tokenizer = Tokenizer(docs)
+        self._start(text, docs, tokenizer, recipe, exact, rng, draw=True)
+
+    def _start(self, text, docs, tokenizer, recipe, exact, rng, draw):
+        self.recipe, self.docs, self.step = recipe, docs, 0
+        self.text_name, self.text_sha256 = text.name, text.sha256
+        self.model = _model(tokenizer, recipe, exact, rng, draw)
+        training = recipe.training()
+        self.optimizer = self.model.gpt.optimizer(
+            training["learning_rate"], training["beta1"], training["beta2"],
+            training["eps_adam"])
+        self._broken = None
+
+    @property
+    def num_steps(self):
+        return self.recipe.num_steps
+
+    def __iter__(self):
+        from .train import train
+        if self._broken is not None:
+            raise RuntimeError(self._broken)
+        model = self.model
+        losses = train(model.gpt, self.docs, model.tokenizer, self.recipe.num_steps,
+                       start=self.step, optimizer=self.optimizer, **self.recipe.training())
+        while True:
+            self._broken = (f"the run stopped in the middle of step {self.step + 1}; "
+                            "its last checkpoint is the state to carry on from")
+            try:
+                loss = next(losses)
+            except StopIteration:
+                self._broken = None
+                return
+            self.step += 1
+            self._broken = None
+            yield loss
+
+    def checkpoint(self):
+        """The run's state now, as a microgpt.checkpoint.Checkpoint."""
+        import numpy as np
+        from .checkpoint import Checkpoint, shapes
+        if self._broken is not None:
+            raise RuntimeError(self._broken)
+        model, names = self.model, shapes(self.model.config)
+
+        def split(flat):
+            flat = np.array(flat, dtype=np.float64)
+            result, offset = {}, 0
+            for name, (nout, nin) in names.items():
+                result[name] = flat[offset:offset + nout * nin].reshape(nout, nin)
+                offset += nout * nin
+            return result
+
+        return Checkpoint(self.recipe, model.vocabulary, split(model._flat_params()),
+                          split(self.optimizer.m), split(self.optimizer.v),
+                          model.random.getstate(), self.step,
+                          self.text_name, self.text_sha256)
+
+    def save(self, path):
+        """Write the run's state to path (a safetensors file), atomically."""
+        from .checkpoint import save
+        save(path, self.checkpoint())
+
+    @classmethod
+    def resume(cls, checkpoint, input=None, exact=False):
+        """The run saved in checkpoint (a path or a Checkpoint), ready to carry
+        on, on the text it was trained on (input as for Run; its SHA-256
+        must be the checkpoint's)."""
+        from . import random
+        from .checkpoint import Checkpoint, load
+        from .data import Text, load_text, names_path
+        ck = checkpoint if isinstance(checkpoint, Checkpoint) else load(checkpoint)
+        where = ck.path or "the checkpoint"
+        text = input if isinstance(input, Text) else \
+            load_text(names_path() if input is None else input)
+        if text.sha256 != ck.text_sha256:
+            raise DataError(f"{where} was trained on {ck.text_name} (SHA-256 "
+                            f"{ck.text_sha256[:16]}...), not on {text.name} (SHA-256 "
+                            f"{text.sha256[:16]}...); give that text with --input")
+        shuffler = random.Random(ck.recipe.seed)
+        docs = list(text.docs)
+        shuffler.shuffle(docs)
+        tokenizer = Tokenizer(docs)
+        if "".join(tokenizer.uchars) != ck.vocabulary:
+            raise DataError(f"{where}: its vocabulary is not that of {text.name}")
+        run = cls.__new__(cls)
+        run._start(text, docs, tokenizer, ck.recipe, exact, random.Random(), draw=False)
+        run._restore(ck)
+        return run
+
+    def _restore(self, ck):
+        import numpy as np
+        self.model._restore(ck)
+        for ours, theirs in ((self.optimizer.m, ck.adam_m), (self.optimizer.v, ck.adam_v)):
+            flat = np.concatenate([a.ravel() for a in theirs.values()])
+            if isinstance(ours, list):
+                ours[:] = flat.tolist()
+            else:
+                np.asarray(ours)[:] = flat
+        self.step = ck.step
+
+
+def load(path, exact=False):
+    """The trained Model in a checkpoint file, with its generator where the
+    run left it: on the fused operations, or with exact=True on microgpt.py's
+    scalar graph (the same numbers)."""
+    from . import random
+    from .checkpoint import load as load_checkpoint
+    ck = load_checkpoint(path)
+    model = _model(Tokenizer([ck.vocabulary]), ck.recipe, exact, random.Random(), draw=False)
+    model._restore(ck)
+    return model
+
+
+def _model(tokenizer, recipe, exact, rng, draw):
+    """A Model of the recipe on the fast path (exact: the scalar one, as
+    always under MICROGPT_PUREPYTHON=1), its parameters drawn with rng, or
+    0.0 if not draw."""
+    from . import BACKEND
+    config = recipe.config(tokenizer.vocab_size)
+    if exact or BACKEND != "compiled":
+        from .model import GPT
+        gpt = GPT(config, rng if draw else None)
+    else:
+        from .fused import FusedGPT
+        try:
+            gpt = FusedGPT(config, rng if draw else None)
+        except OverflowError:       # a size beyond a C integer
+            raise MemoryError from None
+    return Model(gpt, tokenizer, recipe, rng)
+
+
+def resume(path, input=None, exact=False):
+    """Run.resume(path, input, exact): the run of a checkpoint, to carry on."""
+    return Run.resume(path, input, exact)
+
+
+def _recipe(recipe, settings):
+    from .recipe import RECIPES, Recipe
+    if isinstance(recipe, str):
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {recipe!r}; the recipes are {', '.join(RECIPES)}")
+        recipe = RECIPES[recipe]
+    elif not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a name or a Recipe, not {type(recipe).__name__}")
+    return recipe.replace(**settings)
+
+
+def _characters(chars):
+    shown = ", ".join(repr(c) for c in chars[:5]) + (", ..." if len(chars) > 5 else "")
+    return f"character{'s' * (len(chars) > 1)} {shown}"
