@@ -35,8 +35,7 @@ def hexes(values):
 def state_of(run):
     """What a run is, bit for bit: its step, parameters, Adam's moments and generator."""
     ck = run.checkpoint()
-    arrays = [*ck.params.values(), *ck.adam_m.values(), *ck.adam_v.values()]
-    return ck.step, [hexes(a) for a in arrays], ck.random_state
+    return ck.step, [hexes(a) for a in (ck.params, ck.adam_m, ck.adam_v)], ck.random_state
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +141,7 @@ def test_a_finished_runs_checkpoint_samples_what_the_run_sampled(names, tmp_path
 def test_resume_needs_the_same_text(names, tmp_path):
     run = microgpt.Run(names, "v1", **SMALL)
     run.save(tmp_path / "ck.safetensors")
-    other = Text("other.txt", names.docs[:-1], "0" * 64)
+    other = Text("other.txt", names.docs[:-1], sha256="0" * 64)
     with pytest.raises(microgpt.data.DataError, match=r"ck.safetensors was trained on .*"
                        r"names.txt .*, not on other.txt"):
         microgpt.resume(tmp_path / "ck.safetensors", other)

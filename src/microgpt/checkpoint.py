@@ -30,6 +30,8 @@ that is not a checkpoint this version can carry on.
 import json
 import math
 import os
+import sys
+from array import array
 
 from .data import DataError
 
@@ -43,12 +45,13 @@ class CheckpointError(DataError):
 
 
 class Checkpoint:
-    """A training run's state, as numpy arrays and plain values.
+    """A training run's state, in plain Python values.
 
     recipe        microgpt.recipe.Recipe: the model's and the run's settings
     vocabulary    the characters, in token order (BOS is the next id)
-    params        {name: float64 array [nout, nin]}, in microgpt.py's order
-    adam_m, adam_v   {name: float64 array}: Adam's moments, shaped as params
+    params        every parameter in microgpt.py's order (state_dict's
+                  matrices one after another, rows in order), as array('d')
+    adam_m, adam_v   Adam's moments, in the same order, as array('d')
     random_state  the generator's state, as random.Random.getstate() gives it
     step          steps done (the next step trains docs[step % len(docs)])
     text_name, text_sha256   the training text's name and the SHA-256 of its bytes
@@ -59,7 +62,8 @@ class Checkpoint:
                  text_name, text_sha256, microgpt_version=None):
         from . import __version__
         self.recipe, self.vocabulary = recipe, vocabulary
-        self.params, self.adam_m, self.adam_v = params, adam_m, adam_v
+        self.params, self.adam_m, self.adam_v = _doubles(params), _doubles(adam_m), \
+            _doubles(adam_v)
         self.random_state, self.step = random_state, step
         self.text_name, self.text_sha256 = text_name, text_sha256
         self.microgpt_version = microgpt_version or __version__
@@ -93,11 +97,11 @@ def to_bytes(checkpoint):
     from safetensors.numpy import save
 
     tensors = {}
-    for name, array in checkpoint.params.items():
-        tensors[name] = np.ascontiguousarray(array, dtype=np.float64)
-    for prefix, moments in (("adam.m.", checkpoint.adam_m), ("adam.v.", checkpoint.adam_v)):
-        for name, array in moments.items():
-            tensors[prefix + name] = np.ascontiguousarray(array, dtype=np.float64)
+    for prefix, flat in (("", checkpoint.params), ("adam.m.", checkpoint.adam_m),
+                         ("adam.v.", checkpoint.adam_v)):
+        flat = np.frombuffer(flat, dtype=np.float64)
+        for name, (offset, nout, nin) in _layout(checkpoint.config()).items():
+            tensors[prefix + name] = flat[offset:offset + nout * nin].reshape(nout, nin)
     version, internal, gauss_next = checkpoint.random_state
     tensors["random.mt"] = np.array(internal[:_MT_WORDS], dtype=np.uint32)
     tensors["random.index"] = np.array(internal[_MT_WORDS], dtype=np.int64)
@@ -115,6 +119,15 @@ def to_bytes(checkpoint):
         "text_sha256": checkpoint.text_sha256,
     }
     return save(tensors, metadata=metadata)
+
+
+def _layout(config):
+    """{name: (offset, nout, nin)}: where each matrix is in the flat order."""
+    layout, offset = {}, 0
+    for name, (nout, nin) in shapes(config).items():
+        layout[name] = (offset, nout, nin)
+        offset += nout * nin
+    return layout
 
 
 def save(path, checkpoint):
@@ -154,20 +167,25 @@ class _Invalid(Exception):
     """What is wrong with a checkpoint's bytes (without the file's name)."""
 
 
+# safetensors' names of the element types used here, and their array typecodes
+_DTYPES = {"float64": ("F64", "d"), "int64": ("I64", "q"),
+           "uint32": ("U32", "I" if array("I").itemsize == 4 else "L")}
+
+
 def from_bytes(data):
-    """The Checkpoint of a safetensors file's bytes; _Invalid if it is not one."""
-    import numpy as np
-    from safetensors import SafetensorError
-    from safetensors.numpy import load as load_tensors
+    """The Checkpoint of a safetensors file's bytes; _Invalid if it is not one.
+    (Read with safetensors' own parser, without numpy: sampling from a
+    checkpoint starts fast.)"""
+    from safetensors import SafetensorError, deserialize
 
     if len(data) < 8:
         raise _Invalid(f"not a safetensors file ({len(data)} bytes)")
     try:
-        tensors = load_tensors(bytes(data))
+        tensors = {name: spec for name, spec in deserialize(bytes(data))}
     except (SafetensorError, ValueError, TypeError, OverflowError, MemoryError) as exc:
         raise _Invalid(f"not a safetensors file ({_first_line(exc)})") from None
-    # safetensors.numpy reads no metadata from bytes; the header it has just
-    # checked is 8 bytes of length and then JSON, with the metadata in it
+    # the metadata, which deserialize does not return, is in the header it has
+    # just checked: 8 bytes of length, then JSON
     try:
         header = json.loads(bytes(data[8:8 + int.from_bytes(data[:8], "little")]))
         metadata = header.get("__metadata__") or {}
@@ -208,38 +226,51 @@ def from_bytes(data):
     if unexpected:
         raise _Invalid(f"unexpected tensor {unexpected[0]!r} (for the settings in its "
                        "metadata)")
+    arrays = {}
     for key, (dtype, shape) in expected.items():
         if key not in tensors:
             raise _Invalid(f"tensor {key!r} is missing")
-        array = tensors[key]
-        if array.dtype.name != dtype:
-            raise _Invalid(f"tensor {key!r} is {array.dtype}, not {dtype}")
-        if shape is not None and array.shape != shape:
-            raise _Invalid(f"tensor {key!r} has shape {list(array.shape)}, not {list(shape)}")
-        if dtype == "float64" and not np.isfinite(array).all():
+        spec = tensors[key]
+        code, typecode = _DTYPES[dtype]
+        if spec["dtype"].upper() != code:
+            raise _Invalid(f"tensor {key!r} is {_dtype_name(spec['dtype'])}, not {dtype}")
+        if shape is not None and tuple(spec["shape"]) != shape:
+            raise _Invalid(f"tensor {key!r} has shape {list(spec['shape'])}, "
+                           f"not {list(shape)}")
+        values = array(typecode)
+        values.frombytes(spec["data"])          # deserialize checked the length
+        if sys.byteorder != "little":
+            values.byteswap()
+        if dtype == "float64" and not all(map(math.isfinite, values)):
             raise _Invalid(f"tensor {key!r} holds a NaN or an infinity")
-        if key.startswith("adam.v.") and (array < 0).any():
+        if key.startswith("adam.v.") and any(x < 0 for x in values):
             raise _Invalid(f"tensor {key!r} holds a negative number (a mean of squares)")
+        arrays[key] = values
 
-    gauss = tensors["random.gauss_next"]
-    if gauss.shape not in ((0,), (1,)):
-        raise _Invalid(f"tensor 'random.gauss_next' has shape {list(gauss.shape)}, "
-                       "not [] or [1]")
-    index = int(tensors["random.index"])
+    gauss = arrays["random.gauss_next"]
+    if len(gauss) > 1 or tensors["random.gauss_next"]["shape"] not in ([0], [1]):
+        raise _Invalid(f"tensor 'random.gauss_next' has shape "
+                       f"{list(tensors['random.gauss_next']['shape'])}, not [0] or [1]")
+    index = arrays["random.index"][0]
     if not 0 <= index <= _MT_WORDS:
         raise _Invalid(f"random.index {index} is outside 0 to {_MT_WORDS}")
-    words = tuple(int(w) for w in tensors["random.mt"])
-    random_state = (3, words + (index,), float(gauss[0]) if gauss.shape == (1,) else None)
+    random_state = (3, tuple(arrays["random.mt"]) + (index,), gauss[0] if gauss else None)
 
     names = shapes(config)
+    flat = lambda prefix: array("d", b"".join(arrays[prefix + name] for name in names))
     return Checkpoint(
-        recipe, vocabulary,
-        params={name: _float64(tensors[name]) for name in names},
-        adam_m={name: _float64(tensors["adam.m." + name]) for name in names},
-        adam_v={name: _float64(tensors["adam.v." + name]) for name in names},
+        recipe, vocabulary, flat(""), flat("adam.m."), flat("adam.v."),
         random_state=random_state, step=step,
         text_name=_text(metadata, "text_name"), text_sha256=sha256,
         microgpt_version=_text(metadata, "microgpt_version"))
+
+
+def _dtype_name(code):
+    """safetensors' name of an element type, as numpy calls it where it can."""
+    names = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+             "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U64": "uint64",
+             "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool"}
+    return names.get(str(code).upper(), str(code))
 
 
 def _recipe(metadata):
@@ -277,10 +308,14 @@ def _integer(metadata, key):
     return int(text)
 
 
-def _float64(array):
-    """A native-endian float64 copy, writable, owned."""
-    import numpy as np
-    return np.array(array, dtype=np.float64, order="C")
+def _doubles(values):
+    """values as an array('d') of its own."""
+    result = array("d")
+    if isinstance(values, (bytes, bytearray, memoryview, array)):
+        result.frombytes(memoryview(values).cast("B"))
+    else:
+        result.extend(values)
+    return result
 
 
 def _first_line(exc):

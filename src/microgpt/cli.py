@@ -403,15 +403,15 @@ def run(recipe, args, parser):
         check_memory(recipe.config(2), path, 1, recipe.num_steps, recipe.num_samples,
                      at_least=True)
     text = load_text(args.input if args.input is not None else names_path())
+    vocab_size = len(text.characters) + 1
     if check:
-        vocab_size = len(set("".join(text.docs))) + 1
         check_memory(recipe.config(vocab_size), path, max(map(len, text.docs)) + 1,
                      recipe.num_steps, recipe.num_samples)
     if args.resume is not None:
         run = Run.resume(ck, text, exact=args.exact)
     else:
         _print(f"num docs: {len(text.docs)}")
-        _print(f"vocab size: {len(set(''.join(text.docs))) + 1}")
+        _print(f"vocab size: {vocab_size}")
         run = Run(text, recipe, exact=args.exact)
         _print(f"num params: {run.model.num_params}")
     if not training(run, args, parser.prog):

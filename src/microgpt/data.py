@@ -32,11 +32,26 @@ def load_docs(path):
 
 
 class Text:
-    """A text file's documents, its name and the SHA-256 of its bytes (a
-    checkpoint keeps it, to resume only on the same text)."""
+    """A text file's documents, its name, the characters it uses and the
+    SHA-256 of its bytes (a checkpoint keeps it, to resume only on the same
+    text). The last two are worked out when first asked for."""
 
-    def __init__(self, name, docs, sha256):
-        self.name, self.docs, self.sha256 = name, docs, sha256
+    def __init__(self, name, docs, data=None, sha256=None):
+        self.name, self.docs = name, docs
+        self._data, self._sha256, self._characters = data, sha256, None
+
+    @property
+    def sha256(self):
+        if self._sha256 is None:
+            self._sha256 = _sha256(self._data)
+        return self._sha256
+
+    @property
+    def characters(self):
+        """Every character of the documents once, sorted: the vocabulary."""
+        if self._characters is None:
+            self._characters = "".join(sorted(set("".join(self.docs))))
+        return self._characters
 
 
 def load_text(path):
@@ -59,7 +74,7 @@ def load_text(path):
     if not docs:
         raise DataError(f"{name}: no documents (the {'input' if path == '-' else 'file'} "
                         "is empty or only blank lines)")
-    return Text(name, docs, _sha256(data))
+    return Text(name, docs, data)
 
 
 def _read_stdin():

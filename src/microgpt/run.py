@@ -124,13 +124,11 @@ class Model:
 
     def _restore(self, ck):
         """Take the parameters and the generator's state of a Checkpoint."""
-        import numpy as np
-        flat = np.concatenate([a.ravel() for a in ck.params.values()])
         if self.exact:
-            for p, x in zip(self.gpt.params, flat.tolist()):
+            for p, x in zip(self.gpt.params, ck.params):
                 p.data = x
         else:
-            np.asarray(self.gpt.params)[:] = flat
+            self.gpt.params[:] = ck.params
         self.random.setstate(ck.random_state)
 
     def __repr__(self):
@@ -148,7 +146,8 @@ class Run:
     some of its values (n_layer=2). Iterating over the run trains it, one
     step per item, yielding the step's loss, up to recipe.num_steps.
 
-    step   steps done;  model   the Model being trained;  docs   the documents in order
+    step   steps done;  model   the Model being trained;  docs   the documents in order;
+    text   the microgpt.data.Text they came from
     """
 
     def __init__(self, input=None, recipe="v1", exact=False, **settings):
@@ -160,12 +159,11 @@ class Run:
         rng = random.Random(recipe.seed)
         docs = list(text.docs)
         rng.shuffle(docs)
-        tokenizer = Tokenizer(docs)
+        tokenizer = Tokenizer([text.characters])     # Tokenizer(docs), the set worked out once
         self._start(text, docs, tokenizer, recipe, exact, rng, draw=True)
 
     def _start(self, text, docs, tokenizer, recipe, exact, rng, draw):
-        self.recipe, self.docs, self.step = recipe, docs, 0
-        self.text_name, self.text_sha256 = text.name, text.sha256
+        self.recipe, self.docs, self.step, self.text = recipe, docs, 0, text
         self.model = _model(tokenizer, recipe, exact, rng, draw)
         training = recipe.training()
         self.optimizer = self.model.gpt.optimizer(
@@ -198,24 +196,13 @@ class Run:
 
     def checkpoint(self):
         """The run's state now, as a microgpt.checkpoint.Checkpoint."""
-        import numpy as np
-        from .checkpoint import Checkpoint, shapes
+        from .checkpoint import Checkpoint
         if self._broken is not None:
             raise RuntimeError(self._broken)
-        model, names = self.model, shapes(self.model.config)
-
-        def split(flat):
-            flat = np.array(flat, dtype=np.float64)
-            result, offset = {}, 0
-            for name, (nout, nin) in names.items():
-                result[name] = flat[offset:offset + nout * nin].reshape(nout, nin)
-                offset += nout * nin
-            return result
-
-        return Checkpoint(self.recipe, model.vocabulary, split(model._flat_params()),
-                          split(self.optimizer.m), split(self.optimizer.v),
-                          model.random.getstate(), self.step,
-                          self.text_name, self.text_sha256)
+        model = self.model
+        return Checkpoint(self.recipe, model.vocabulary, model._flat_params(),
+                          self.optimizer.m, self.optimizer.v, model.random.getstate(),
+                          self.step, self.text.name, self.text.sha256)
 
     def save(self, path):
         """Write the run's state to path (a safetensors file), atomically."""
@@ -241,8 +228,8 @@ class Run:
         shuffler = random.Random(ck.recipe.seed)
         docs = list(text.docs)
         shuffler.shuffle(docs)
-        tokenizer = Tokenizer(docs)
-        if "".join(tokenizer.uchars) != ck.vocabulary:
+        tokenizer = Tokenizer([text.characters])
+        if text.characters != ck.vocabulary:
             raise DataError(f"{where}: its vocabulary is not that of {text.name}")
         run = cls.__new__(cls)
         run._start(text, docs, tokenizer, ck.recipe, exact, random.Random(), draw=False)
@@ -250,14 +237,9 @@ class Run:
         return run
 
     def _restore(self, ck):
-        import numpy as np
         self.model._restore(ck)
         for ours, theirs in ((self.optimizer.m, ck.adam_m), (self.optimizer.v, ck.adam_v)):
-            flat = np.concatenate([a.ravel() for a in theirs.values()])
-            if isinstance(ours, list):
-                ours[:] = flat.tolist()
-            else:
-                np.asarray(ours)[:] = flat
+            ours[:] = theirs.tolist() if isinstance(ours, list) else theirs
         self.step = ck.step
 
 
