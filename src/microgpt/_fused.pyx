@@ -20,6 +20,7 @@ cimport cython
 from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
+from libc.math cimport sqrt
 from libc.string cimport memcpy
 
 from microgpt._pyfloat cimport PYFLOAT_OK, pyfloat_pow, raise_for
@@ -783,6 +784,16 @@ cdef class Parameters:
     def grad(self):
         """Every parameter's gradient, in order, as a 1-D memoryview."""
         return _view(_storage_of(self._storage).grad, self.size, 1, self._storage, 1)
+
+    def grad_norm(self):
+        """The gradients' Euclidean norm: sqrt of g * g added up in parameter
+        order, first to last (as a Python loop over them would)."""
+        cdef _Storage storage = _storage_of(self._storage)
+        cdef double total = 0.0
+        cdef Py_ssize_t i
+        for i in range(storage.size):
+            total = total + storage.grad[i] * storage.grad[i]
+        return sqrt(total)
 
 
 cdef inline _Storage _storage_of(_Storage storage):

@@ -328,6 +328,10 @@ def build_parser(prog=None):
                              "before sampling; on Ctrl-C, of the last completed step")
     parser.add_argument("--save-every", metavar="N", type=positive_int,
                         help="with --save: also every N steps")
+    parser.add_argument("--log", metavar="PATH",
+                        help="write the run's log to PATH as JSON Lines: a record per step "
+                             "(loss, learning rate, gradient norm, time) and one with the "
+                             "samples; what the run prints does not change")
     parser.add_argument("--resume", metavar="PATH",
                         help="carry on the run saved in the checkpoint PATH to its last step, "
                              "on the text it was trained on (--input), printing from the first "
@@ -392,13 +396,20 @@ def run(recipe, args, parser):
         ck = load(args.resume)
         contradictions(args, parser, ck, args.resume)
         recipe = ck.recipe
-    if args.save is not None:       # a file that cannot be written: before the run
+    if args.save is not None:       # files that cannot be written: before the run
         from .checkpoint import CheckpointError
         from .files import WriteError, check_writable
         try:
             check_writable(args.save)
         except WriteError as exc:
             raise CheckpointError(f"cannot save the checkpoint: {exc}") from None
+    if args.log is not None:
+        from .data import DataError
+        from .files import WriteError, check_writable
+        try:
+            check_writable(args.log)
+        except WriteError as exc:
+            raise DataError(f"cannot write the log: {exc}") from None
     if check:       # before the data, with the smallest vocabulary: no download for nothing
         check_memory(recipe.config(2), path, 1, recipe.num_steps, recipe.num_samples,
                      at_least=True)
@@ -414,13 +425,61 @@ def run(recipe, args, parser):
         _print(f"vocab size: {vocab_size}")
         run = Run(text, recipe, exact=args.exact)
         _print(f"num params: {run.model.num_params}")
-    if not training(run, args, parser.prog):
-        return INTERRUPTED
-    sampling(run.model, recipe)
+    log = _open_log(args.log, run, path) if args.log is not None else None
+    try:
+        if not training(run, args, parser.prog, log):
+            return INTERRUPTED
+        samples = sampling(run.model, recipe)
+        if log is not None:
+            log.write("end", step=run.step, samples=samples)
+    finally:
+        if log is not None:
+            log.close()
     return 0
 
 
-def training(run, args, prog):
+def _open_log(path, run, computation):
+    """The --log file, begun with the run's settings."""
+    from . import __version__
+    from .runlog import RunLog
+    try:
+        log = _Log(RunLog(path))
+    except OSError as exc:
+        from .data import DataError
+        raise DataError(f"cannot write the log: {path}: {exc.strerror or exc}") from None
+    log.write("start", recipe=run.recipe.name, settings=run.recipe.settings(),
+              num_docs=len(run.docs), vocab_size=run.model.config.vocab_size,
+              num_params=run.model.num_params, path=computation, step=run.step,
+              text_name=run.text.name, microgpt_version=__version__)
+    return log
+
+
+class _Log:
+    """A RunLog whose write errors are OutputErrors, with the time since
+    training started in its step records."""
+
+    def __init__(self, log):
+        self.log, self.start = log, None
+
+    def write(self, kind, **fields):
+        import time
+        if self.start is None:
+            self.start = time.perf_counter()
+        if kind != "start":
+            fields["elapsed"] = time.perf_counter() - self.start
+        try:
+            self.log.write(kind, **fields)
+        except OSError as exc:
+            raise OutputError(f"the log {self.log.path}: {exc.strerror or exc}") from None
+
+    def close(self):
+        try:
+            self.log.close()
+        except OSError:
+            pass
+
+
+def training(run, args, prog, log=None):
     """Train the run to its last step, printing each step's line; save the
     checkpoint if asked. False if Ctrl-C stopped it (with --save: after the
     step it was in, which is then saved)."""
@@ -429,7 +488,11 @@ def training(run, args, prog):
     handler = _catch_interrupt(stop) if save is not None else None
     try:
         try:
-            for loss in run:
+            for step in (run.steps() if log is not None else run):
+                loss = step.loss if log is not None else step
+                if log is not None:     # first: a step printed is a step logged
+                    log.write("step", step=step.step, loss=loss, lr=step.lr,
+                              grad_norm=step.grad_norm)
                 _print(f"step {run.step:4d} / {num_steps:4d} | loss {loss:.4f}",
                        end=recipe.step_end, flush=True)
                 if args.save_every and run.step % args.save_every == 0 and \
@@ -465,8 +528,10 @@ def _catch_interrupt(stop):
 
 
 def sampling(model, recipe):
-    """Print the inference header and the recipe's samples, as microgpt.py."""
+    """Print the inference header and the recipe's samples, as microgpt.py;
+    return the samples."""
     _print("\n" + recipe.inference_header)
+    samples = []
     for sample_idx in range(recipe.num_samples):
         try:
             text = model.generate(temperature=recipe.temperature)
@@ -474,7 +539,9 @@ def sampling(model, recipe):
             raise SamplingError(_sampling_failure(exc, model.gpt, recipe.temperature,
                                                   sample_idx + 1)) from None
         _print(f"sample {sample_idx+1:2d}: {text}")
+        samples.append(text)
     _flush()
+    return samples
 
 
 def check_memory(config, path, positions, steps, samples, at_least=False):

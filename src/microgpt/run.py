@@ -117,6 +117,17 @@ class Model:
                              f"({self.vocabulary!r})")
         return self.tokenizer.encode(text)
 
+    def grad_norm(self):
+        """The Euclidean norm of the parameters' gradients: sqrt of g * g
+        added up in parameter order (the same float on either path)."""
+        if not self.exact:
+            return self.gpt.parameters.grad_norm()
+        import math
+        total = 0.0
+        for p in self.gpt.params:
+            total = total + p.grad * p.grad
+        return math.sqrt(total)
+
     def _flat_params(self):
         """Every parameter, in order: a list of floats or a memoryview."""
         params = self.gpt.params
@@ -134,6 +145,19 @@ class Model:
     def __repr__(self):
         return (f"<microgpt.Model {self.num_params} parameters, vocabulary "
                 f"{self.vocabulary!r}, {'exact' if self.exact else 'fused'}>")
+
+
+class Step:
+    """A training step: its number (from 1), its loss, the learning rate it
+    used and the norm of the gradients it followed."""
+    __slots__ = ("step", "loss", "lr", "grad_norm")
+
+    def __init__(self, step, loss, lr, grad_norm):
+        self.step, self.loss, self.lr, self.grad_norm = step, loss, lr, grad_norm
+
+    def __repr__(self):
+        return (f"Step(step={self.step}, loss={self.loss!r}, lr={self.lr!r}, "
+                f"grad_norm={self.grad_norm!r})")
 
 
 class Run:
@@ -176,12 +200,27 @@ class Run:
         return self.recipe.num_steps
 
     def __iter__(self):
+        """Train, one step per item, yielding the step's loss."""
+        return self._train(None)
+
+    def steps(self):
+        """Train as iterating does, yielding a Step per step: its loss, the
+        learning rate it used and the gradients' norm before the update."""
+        seen = {}
+
+        def observe(step, lr_t):
+            seen["lr"], seen["grad_norm"] = lr_t, self.model.grad_norm()
+        for loss in self._train(observe):
+            yield Step(self.step, loss, seen["lr"], seen["grad_norm"])
+
+    def _train(self, observe):
         from .train import train
         if self._broken is not None:
             raise RuntimeError(self._broken)
         model = self.model
         losses = train(model.gpt, self.docs, model.tokenizer, self.recipe.num_steps,
-                       start=self.step, optimizer=self.optimizer, **self.recipe.training())
+                       start=self.step, optimizer=self.optimizer, observe=observe,
+                       **self.recipe.training())
         while True:
             self._broken = (f"the run stopped in the middle of step {self.step + 1}; "
                             "its last checkpoint is the state to carry on from")

@@ -46,14 +46,16 @@ SCHEDULES = {"cosine": cosine_decay, "linear": linear_decay}
 
 
 def train(model, docs, tokenizer, num_steps, learning_rate=1e-2, beta1=0.9, beta2=0.95,
-          eps_adam=1e-8, lr_schedule="cosine", start=0, optimizer=None):
+          eps_adam=1e-8, lr_schedule="cosine", start=0, optimizer=None, observe=None):
     """Train on one document per step, in order, with Adam and a decay of
     the learning rate over num_steps (one of SCHEDULES, or a function like
     them); yield each step's loss. The defaults are microgpt.py's first revision.
 
     To carry on a run from step `start`, pass the optimizer it used (made by
     model.optimizer, holding its moments): the steps from start on are those
-    the run would have taken."""
+    the run would have taken. observe, if given, is called as observe(step,
+    lr_t) after each step's backward pass, before the update: the gradients
+    are there to look at."""
     decay = SCHEDULES[lr_schedule] if isinstance(lr_schedule, str) else lr_schedule
     if optimizer is None:
         optimizer = model.optimizer(learning_rate, beta1, beta2, eps_adam)
@@ -63,6 +65,8 @@ def train(model, docs, tokenizer, num_steps, learning_rate=1e-2, beta1=0.9, beta
         loss = model.loss(tokens)
         loss.backward()
         lr_t = decay(learning_rate, step, num_steps)
+        if observe is not None:
+            observe(step, lr_t)
         optimizer.step(step, lr_t)
         yield loss.data
 

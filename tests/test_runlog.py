@@ -1,0 +1,119 @@
+"""--log: the run's JSON Lines log, against microgpt.py's recorded run and the
+scalar path; what the CLI prints does not change."""
+import json
+import math
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import microgpt
+from microgpt import runlog
+from microgpt.train import SCHEDULES
+
+TRAIN = str(Path(sys.executable).parent / "microgpt-train")
+COMPILED = microgpt.BACKEND == "compiled"
+
+
+def run(*args):
+    return subprocess.run([TRAIN, *args], capture_output=True)
+
+
+@pytest.mark.skipif(not COMPILED, reason="500 steps: minutes on the pure-Python backend")
+@pytest.mark.parametrize("recipe", ["v1", "v2"])
+def test_the_logs_losses_are_microgpt_pys(names_txt, references, tmp_path, recipe):
+    log = tmp_path / "run.jsonl"
+    result = run("--recipe", recipe, "--input", str(names_txt), "--log", str(log))
+    assert result.returncode == 0 and result.stderr == b""
+    assert result.stdout == references[recipe]["stdout"]
+    records = runlog.read(log)
+    assert [r["kind"] for r in records] == ["start"] + ["step"] * len(records[1:-1]) + ["end"]
+    steps = records[1:-1]
+    expected = references[recipe]["json"]
+    assert [repr(r["loss"]) for r in steps] == expected["losses"]
+    assert [r["step"] for r in steps] == list(range(1, len(expected["losses"]) + 1))
+    settings = records[0]["settings"]
+    decay = SCHEDULES[settings["lr_schedule"]]
+    n = settings["num_steps"]
+    assert [r["lr"] for r in steps] == [decay(settings["learning_rate"], i, n) for i in range(n)]
+    assert all(r["grad_norm"] > 0 for r in steps)
+    elapsed = [r["elapsed"] for r in steps]
+    assert elapsed == sorted(elapsed) and elapsed[0] >= 0
+    assert records[-1]["samples"] == expected["samples"] and records[-1]["step"] == n
+    assert records[0]["recipe"] == recipe and records[0]["num_params"] == len(
+        expected["final_params"])
+
+
+def test_the_gradient_norm_is_the_same_on_both_paths(names_txt):
+    from microgpt.data import load_text
+    text = load_text(names_txt)
+    norms = {}
+    for exact in ([False, True] if COMPILED else [True]):
+        run_ = microgpt.Run(text, "v2", n_embd=8, n_head=2, num_steps=12, exact=exact)
+        norms[exact] = [(s.step, s.loss.hex(), s.lr.hex(), s.grad_norm.hex())
+                        for s in run_.steps()]
+    # the norm's definition: g * g added up in parameter order, then sqrt
+    run_ = microgpt.Run(text, "v2", n_embd=8, n_head=2, num_steps=12, exact=True)
+    seen = []
+    from microgpt.train import train
+    gpt = run_.model.gpt
+
+    def observe(step, lr_t):
+        total = 0.0
+        for p in gpt.params:
+            total += p.grad * p.grad
+        seen.append(math.sqrt(total).hex())
+    list(train(gpt, run_.docs, run_.model.tokenizer, 12, observe=observe,
+               **run_.recipe.training()))
+    assert [n[3] for n in norms[True]] == seen
+    assert all(values == norms[True] for values in norms.values())
+
+
+def test_the_log_is_written_as_the_run_goes(names_txt, tmp_path):
+    log = tmp_path / "run.jsonl"
+    process = subprocess.Popen([TRAIN, "--input", str(names_txt), "--steps", "100000",
+                                "--log", str(log)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        lines = [process.stdout.readline() for _ in range(13)]      # 10 steps printed
+        assert lines[-1].startswith(b"step   10 / 100000")
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=60)
+    finally:
+        process.kill()
+    records = runlog.read(log)             # every line whole: each step flushed
+    assert records[0]["kind"] == "start"
+    assert [r["step"] for r in records[1:11]] == list(range(1, 11))
+
+
+def test_resumed_runs_log_from_where_they_start(names_txt, tmp_path):
+    ck, log = tmp_path / "ck.safetensors", tmp_path / "run.jsonl"
+    assert run("--input", str(names_txt), "--steps", "8", "--save", str(ck)).returncode == 0
+    whole = tmp_path / "whole.jsonl"
+    assert run("--input", str(names_txt), "--steps", "8", "--log", str(whole)).returncode == 0
+    # a finished run's checkpoint: no steps, the samples
+    result = run("--input", str(names_txt), "--resume", str(ck), "--log", str(log))
+    assert result.returncode == 0, result.stderr
+    records = runlog.read(log)
+    assert [r["kind"] for r in records] == ["start", "end"] and records[0]["step"] == 8
+    assert records[1]["samples"] == runlog.read(whole)[-1]["samples"]
+
+
+@pytest.mark.parametrize("target, message", [
+    ("{tmp}", "cannot write the log: {tmp} is a directory"),
+    ("{tmp}/missing/run.jsonl", "cannot write the log: {tmp}/missing: no such directory"),
+])
+def test_an_unwritable_log_is_refused_before_training(names_txt, tmp_path, target, message):
+    result = run("--input", str(names_txt), "--log", target.replace("{tmp}", str(tmp_path)))
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.decode() == \
+        f"microgpt-train: error: {message.replace('{tmp}', str(tmp_path))}\n"
+
+
+def test_non_finite_numbers_are_null(tmp_path):
+    with runlog.RunLog(tmp_path / "x.jsonl") as log:
+        log.write("step", loss=float("inf"), lr=float("nan"), grad_norm=1.5)
+    assert json.loads((tmp_path / "x.jsonl").read_text()) == \
+        {"kind": "step", "loss": None, "lr": None, "grad_norm": 1.5}
