@@ -117,3 +117,65 @@ def test_non_finite_numbers_are_null(tmp_path):
         log.write("step", loss=float("inf"), lr=float("nan"), grad_norm=1.5)
     assert json.loads((tmp_path / "x.jsonl").read_text()) == \
         {"kind": "step", "loss": None, "lr": None, "grad_norm": 1.5}
+
+
+# -- held-out documents ------------------------------------------------------------------
+
+def test_held_out_documents_are_never_trained_on(names_txt, tmp_path):
+    from microgpt.data import load_text
+    text = load_text(names_txt)
+    whole = microgpt.Run(text, "v1", num_steps=6)
+    run_ = microgpt.Run(text, "v1", num_steps=6, val_docs=100)
+    assert run_.docs == whole.docs[:-100] and run_.val_docs == whole.docs[-100:]
+    losses = [run_.model.loss(doc) for doc in run_.val_docs]
+    total = 0.0
+    for loss in losses:
+        total += loss
+    assert run_.evaluate() == total / 100 and whole.evaluate() is None
+    list(run_)
+    run_.save(tmp_path / "ck.safetensors")
+    resumed = microgpt.resume(tmp_path / "ck.safetensors", text)
+    assert resumed.val_docs == run_.val_docs and resumed.evaluate() == run_.evaluate()
+    if COMPILED:
+        exact = microgpt.resume(tmp_path / "ck.safetensors", text, exact=True)
+        assert exact.evaluate().hex() == run_.evaluate().hex()
+    with pytest.raises(ValueError, match="leave documents to train on"):
+        microgpt.Run(text, "v1", val_docs=len(text.docs))
+
+
+def test_the_log_has_the_held_out_loss_and_stdout_does_not(names_txt, tmp_path):
+    log = tmp_path / "run.jsonl"
+    args = ["--input", str(names_txt), "--steps", "25", "--val-docs", "50"]
+    plain = run(*args)
+    logged = run(*args, "--eval-every", "10", "--log", str(log))
+    assert logged.returncode == 0 and logged.stdout == plain.stdout
+    assert b"val" not in logged.stdout
+    evals = [r for r in runlog.read(log) if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [0, 10, 20, 25]
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"]
+    assert runlog.read(log)[0]["val_docs"] == 50
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--val-docs", "40000"], "--val-docs 40000 leaves no documents to train on "
+                              "({names} has 32033)"),
+    (["--val-docs", "5", "--eval-every", "0"], "argument --eval-every: must be a positive "
+                                               "integer, not 0"),
+    (["--eval-every", "5"], "--eval-every needs --val-docs N"),
+    (["--val-docs", "-1"], "argument --val-docs: must be 0 or more, not -1"),
+])
+def test_bad_held_out_settings_are_refused_before_training(names_txt, args, message):
+    result = run("--input", str(names_txt), *args)
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.decode() == \
+        f"microgpt-train: error: {message.replace('{names}', str(names_txt))}\n"
+
+
+def test_resume_keeps_the_held_out_documents(names_txt, tmp_path):
+    ck = tmp_path / "ck.safetensors"
+    assert run("--input", str(names_txt), "--steps", "4", "--val-docs", "30", "--save",
+               str(ck)).returncode == 0
+    result = run("--input", str(names_txt), "--resume", str(ck), "--val-docs", "31")
+    assert result.returncode == 2
+    assert b"--val-docs 31 contradicts" in result.stderr and b"holds out 30" in result.stderr
+    assert run("--input", str(names_txt), "--resume", str(ck), "--val-docs", "30").returncode == 0

@@ -21,7 +21,8 @@ Metadata (strings): ``format`` ("microgpt-checkpoint"), ``format_version``,
 under its own name as JSON (``n_embd``: "16", ``activation``: "\\"relu2\\"",
 floats as their repr, which reads back exactly), ``vocabulary`` (the
 characters, in token order), ``step`` (steps done), ``text_name`` and
-``text_sha256`` (the training text's file and the SHA-256 of its bytes).
+``text_sha256`` (the training text's file and the SHA-256 of its bytes),
+``val_docs`` (documents held out of training, the last of the shuffled ones).
 
 ``save`` writes atomically (microgpt.files); ``load`` checks everything it
 reads and raises CheckpointError, one line naming the file, for anything
@@ -55,17 +56,18 @@ class Checkpoint:
     random_state  the generator's state, as random.Random.getstate() gives it
     step          steps done (the next step trains docs[step % len(docs)])
     text_name, text_sha256   the training text's name and the SHA-256 of its bytes
+    val_docs      how many documents were held out of training (the last ones)
     path          the file load() read it from (None if not read from one)
     """
 
     def __init__(self, recipe, vocabulary, params, adam_m, adam_v, random_state, step,
-                 text_name, text_sha256, microgpt_version=None):
+                 text_name, text_sha256, val_docs=0, microgpt_version=None):
         from . import __version__
         self.recipe, self.vocabulary = recipe, vocabulary
         self.params, self.adam_m, self.adam_v = _doubles(params), _doubles(adam_m), \
             _doubles(adam_v)
         self.random_state, self.step = random_state, step
-        self.text_name, self.text_sha256 = text_name, text_sha256
+        self.text_name, self.text_sha256, self.val_docs = text_name, text_sha256, val_docs
         self.microgpt_version = microgpt_version or __version__
         self.path = None                # the file it was read from, if any
 
@@ -117,6 +119,7 @@ def to_bytes(checkpoint):
         "step": str(checkpoint.step),
         "text_name": checkpoint.text_name,
         "text_sha256": checkpoint.text_sha256,
+        "val_docs": str(checkpoint.val_docs),
     }
     return save(tensors, metadata=metadata)
 
@@ -262,6 +265,7 @@ def from_bytes(data):
         recipe, vocabulary, flat(""), flat("adam.m."), flat("adam.v."),
         random_state=random_state, step=step,
         text_name=_text(metadata, "text_name"), text_sha256=sha256,
+        val_docs=_integer(metadata, "val_docs"),
         microgpt_version=_text(metadata, "microgpt_version"))
 
 

@@ -332,6 +332,14 @@ def build_parser(prog=None):
                         help="write the run's log to PATH as JSON Lines: a record per step "
                              "(loss, learning rate, gradient norm, time) and one with the "
                              "samples; what the run prints does not change")
+    parser.add_argument("--val-docs", metavar="N", type=non_negative_int, default=0,
+                        help="hold the last N of the shuffled documents out of training and "
+                             "log their mean loss (--log); the run then trains on other "
+                             "documents than microgpt.py's and prints other numbers "
+                             "(default: 0)")
+    parser.add_argument("--eval-every", metavar="K", type=positive_int,
+                        help="with --val-docs: evaluate every K steps, and at the first and "
+                             "last (default: 100)")
     parser.add_argument("--resume", metavar="PATH",
                         help="carry on the run saved in the checkpoint PATH to its last step, "
                              "on the text it was trained on (--input), printing from the first "
@@ -352,6 +360,8 @@ def recipe_of(args, parser):
     from .recipe import RECIPES, Recipe
     if args.save_every is not None and args.save is None:
         parser.error("--save-every needs --save PATH")
+    if args.eval_every is not None and not args.val_docs:
+        parser.error("--eval-every needs --val-docs N")
     if args.resume is not None:
         return None
     recipe = RECIPES[getattr(args, "recipe", "v1")]
@@ -367,6 +377,9 @@ def contradictions(args, parser, ck, path):
     from .recipe import Recipe
     flags = {action.dest: action.option_strings[0] for action in parser._actions
              if action.option_strings}
+    if args.val_docs and args.val_docs != ck.val_docs:
+        raise ResumeError(f"--val-docs {args.val_docs} contradicts {path}, whose run holds "
+                          f"out {ck.val_docs}; a resumed run keeps its settings")
     given = getattr(args, "recipe", None)
     if given is not None and given != ck.recipe.name:
         raise ResumeError(f"--recipe {given} contradicts {path}, a run of recipe "
@@ -418,12 +431,16 @@ def run(recipe, args, parser):
     if check:
         check_memory(recipe.config(vocab_size), path, max(map(len, text.docs)) + 1,
                      recipe.num_steps, recipe.num_samples)
+    if args.val_docs >= len(text.docs):
+        from .data import DataError
+        raise DataError(f"--val-docs {args.val_docs} leaves no documents to train on "
+                        f"({text.name} has {len(text.docs)})")
     if args.resume is not None:
         run = Run.resume(ck, text, exact=args.exact)
     else:
         _print(f"num docs: {len(text.docs)}")
         _print(f"vocab size: {vocab_size}")
-        run = Run(text, recipe, exact=args.exact)
+        run = Run(text, recipe, exact=args.exact, val_docs=args.val_docs)
         _print(f"num params: {run.model.num_params}")
     log = _open_log(args.log, run, path) if args.log is not None else None
     try:
@@ -450,7 +467,8 @@ def _open_log(path, run, computation):
     log.write("start", recipe=run.recipe.name, settings=run.recipe.settings(),
               num_docs=len(run.docs), vocab_size=run.model.config.vocab_size,
               num_params=run.model.num_params, path=computation, step=run.step,
-              text_name=run.text.name, microgpt_version=__version__)
+              text_name=run.text.name, val_docs=len(run.val_docs),
+              microgpt_version=__version__)
     return log
 
 
@@ -484,9 +502,20 @@ def training(run, args, prog, log=None):
     checkpoint if asked. False if Ctrl-C stopped it (with --save: after the
     step it was in, which is then saved)."""
     recipe, num_steps, save = run.recipe, run.num_steps, args.save
+    every = args.eval_every or 100
+    evaluating = log is not None and run.val_docs
+
+    def evaluate():
+        try:
+            log.write("eval", step=run.step, val_loss=run.evaluate())
+        except (ArithmeticError, ValueError) as exc:
+            raise TrainingError(f"evaluating the held-out documents failed after step "
+                                f"{run.step}: {_why(exc)}") from None
     stop = []
     handler = _catch_interrupt(stop) if save is not None else None
     try:
+        if evaluating:
+            evaluate()
         try:
             for step in (run.steps() if log is not None else run):
                 loss = step.loss if log is not None else step
@@ -495,6 +524,8 @@ def training(run, args, prog, log=None):
                               grad_norm=step.grad_norm)
                 _print(f"step {run.step:4d} / {num_steps:4d} | loss {loss:.4f}",
                        end=recipe.step_end, flush=True)
+                if evaluating and (run.step % every == 0 or run.step == num_steps):
+                    evaluate()
                 if args.save_every and run.step % args.save_every == 0 and \
                         run.step < num_steps:
                     run.save(save)

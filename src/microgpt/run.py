@@ -163,18 +163,21 @@ class Step:
 class Run:
     """A training run: microgpt.py's, or any recipe's.
 
-    Run(input, recipe, exact, **settings) reads the documents (a path, "-"
-    for standard input, a microgpt.data.Text, or None for names.txt,
-    downloaded once), shuffles them and draws the parameters, as microgpt.py
-    does. recipe is "v1", "v2" or a microgpt.recipe.Recipe; settings change
-    some of its values (n_layer=2). Iterating over the run trains it, one
-    step per item, yielding the step's loss, up to recipe.num_steps.
+    Run(input, recipe, exact, val_docs, **settings) reads the documents (a
+    path, "-" for standard input, a microgpt.data.Text, or None for
+    names.txt, downloaded once), shuffles them and draws the parameters, as
+    microgpt.py does. recipe is "v1", "v2" or a microgpt.recipe.Recipe;
+    settings change some of its values (n_layer=2). val_docs > 0 holds the
+    last val_docs of the shuffled documents out of training, for evaluate()
+    (and so trains on other documents than microgpt.py). Iterating over the
+    run trains it, one step per item, yielding the step's loss, up to
+    recipe.num_steps.
 
     step   steps done;  model   the Model being trained;  docs   the documents in order;
-    text   the microgpt.data.Text they came from
+    val_docs   those held out;  text   the microgpt.data.Text they came from
     """
 
-    def __init__(self, input=None, recipe="v1", exact=False, **settings):
+    def __init__(self, input=None, recipe="v1", exact=False, val_docs=0, **settings):
         from . import random
         from .data import Text, load_text, names_path
         recipe = _recipe(recipe, settings)
@@ -184,10 +187,15 @@ class Run:
         docs = list(text.docs)
         rng.shuffle(docs)
         tokenizer = Tokenizer([text.characters])     # Tokenizer(docs), the set worked out once
-        self._start(text, docs, tokenizer, recipe, exact, rng, draw=True)
+        self._start(text, docs, tokenizer, recipe, exact, rng, draw=True, val_docs=val_docs)
 
-    def _start(self, text, docs, tokenizer, recipe, exact, rng, draw):
-        self.recipe, self.docs, self.step, self.text = recipe, docs, 0, text
+    def _start(self, text, docs, tokenizer, recipe, exact, rng, draw, val_docs):
+        if not (isinstance(val_docs, int) and 0 <= val_docs < len(docs)):
+            raise ValueError(f"val_docs must be at least 0 and leave documents to train on "
+                             f"(there are {len(docs)}), not {val_docs!r}")
+        cut = len(docs) - val_docs
+        self.docs, self.val_docs = docs[:cut], docs[cut:]
+        self.recipe, self.step, self.text = recipe, 0, text
         self.model = _model(tokenizer, recipe, exact, rng, draw)
         training = recipe.training()
         self.optimizer = self.model.gpt.optimizer(
@@ -233,6 +241,16 @@ class Run:
             self._broken = None
             yield loss
 
+    def evaluate(self):
+        """The mean of the held-out documents' losses (each as Model.loss
+        gives it, added up in order); None without held-out documents."""
+        if not self.val_docs:
+            return None
+        total = 0.0
+        for doc in self.val_docs:
+            total = total + self.model.loss(doc)
+        return total / len(self.val_docs)
+
     def checkpoint(self):
         """The run's state now, as a microgpt.checkpoint.Checkpoint."""
         from .checkpoint import Checkpoint
@@ -241,7 +259,8 @@ class Run:
         model = self.model
         return Checkpoint(self.recipe, model.vocabulary, model._flat_params(),
                           self.optimizer.m, self.optimizer.v, model.random.getstate(),
-                          self.step, self.text.name, self.text.sha256)
+                          self.step, self.text.name, self.text.sha256,
+                          val_docs=len(self.val_docs))
 
     def save(self, path):
         """Write the run's state to path (a safetensors file), atomically."""
@@ -268,10 +287,14 @@ class Run:
         docs = list(text.docs)
         shuffler.shuffle(docs)
         tokenizer = Tokenizer([text.characters])
+        if ck.val_docs >= len(docs):
+            raise DataError(f"{where}: it holds out {ck.val_docs} documents, and "
+                            f"{text.name} has only {len(docs)}")
         if text.characters != ck.vocabulary:
             raise DataError(f"{where}: its vocabulary is not that of {text.name}")
         run = cls.__new__(cls)
-        run._start(text, docs, tokenizer, ck.recipe, exact, random.Random(), draw=False)
+        run._start(text, docs, tokenizer, ck.recipe, exact, random.Random(), draw=False,
+                   val_docs=ck.val_docs)
         run._restore(ck)
         return run
 
