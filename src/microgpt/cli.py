@@ -334,9 +334,9 @@ def build_parser(prog=None):
                              "samples; what the run prints does not change")
     parser.add_argument("--val-docs", metavar="N", type=non_negative_int, default=0,
                         help="hold the last N of the shuffled documents out of training and "
-                             "log their mean loss (--log); the run then trains on other "
-                             "documents than microgpt.py's and prints other numbers "
-                             "(default: 0)")
+                             "log their mean loss (--log); the run then differs from "
+                             "microgpt.py's from the step that would have trained on one "
+                             "of them (default: 0)")
     parser.add_argument("--eval-every", metavar="K", type=positive_int,
                         help="with --val-docs: evaluate every K steps, and at the first and "
                              "last (default: 100)")
