@@ -46,13 +46,14 @@ def test_the_logs_losses_are_microgpt_pys(names_txt, references, tmp_path, recip
         expected["final_params"])
 
 
-def test_the_gradient_norm_is_the_same_on_both_paths(names_txt):
+def test_the_gradient_norm_and_rms_are_the_same_on_both_paths(names_txt):
     from microgpt.data import load_text
     text = load_text(names_txt)
     norms = {}
     for exact in ([False, True] if COMPILED else [True]):
         run_ = microgpt.Run(text, "v2", n_embd=8, n_head=2, num_steps=12, exact=exact)
-        norms[exact] = [(s.step, s.loss.hex(), s.lr.hex(), s.grad_norm.hex())
+        norms[exact] = [(s.step, s.loss.hex(), s.lr.hex(), s.grad_norm.hex(),
+                         [(name, d.hex(), g.hex()) for name, d, g in s.matrix_rms])
                         for s in run_.steps()]
     # the norm's definition: g * g added up in parameter order, then sqrt
     run_ = microgpt.Run(text, "v2", n_embd=8, n_head=2, num_steps=12, exact=True)
@@ -68,6 +69,8 @@ def test_the_gradient_norm_is_the_same_on_both_paths(names_txt):
     list(train(gpt, run_.docs, run_.model.tokenizer, 12, observe=observe,
                **run_.recipe.training()))
     assert [n[3] for n in norms[True]] == seen
+    names = [name for name, _, _ in norms[True][0][4]]
+    assert names == list(gpt.state_dict) and len(names) == 9
     assert all(values == norms[True] for values in norms.values())
 
 

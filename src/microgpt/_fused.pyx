@@ -785,6 +785,23 @@ cdef class Parameters:
         """Every parameter's gradient, in order, as a 1-D memoryview."""
         return _view(_storage_of(self._storage).grad, self.size, 1, self._storage, 1)
 
+    def matrix_rms(self):
+        """For each matrix, in order: (name, the root mean square of its
+        parameters, that of its gradients), each sum added up in order."""
+        cdef _Storage storage = _storage_of(self._storage)
+        cdef Tensor t
+        cdef double data_total, grad_total
+        cdef Py_ssize_t i, n
+        result = []
+        for name, t in self.state_dict.items():
+            n = t.rows * t.cols
+            data_total = grad_total = 0.0
+            for i in range(n):
+                data_total = data_total + t._data[i] * t._data[i]
+                grad_total = grad_total + t._grad[i] * t._grad[i]
+            result.append((name, sqrt(data_total / n), sqrt(grad_total / n)))
+        return result
+
     def grad_norm(self):
         """The gradients' Euclidean norm: sqrt of g * g added up in parameter
         order, first to last (as a Python loop over them would)."""

@@ -89,8 +89,9 @@ def _prog(name="microgpt-train"):
     """The command's name, as argparse shows it."""
     if sys.argv and sys.argv[0].endswith("__main__.py"):
         return "python -m microgpt"
-    if sys.argv and sys.argv[0].endswith(os.path.join("microgpt", "sample.py")):
-        return "python -m microgpt.sample"
+    for module in ("sample", "report"):
+        if sys.argv and sys.argv[0].endswith(os.path.join("microgpt", f"{module}.py")):
+            return f"python -m microgpt.{module}"
     return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else name
 
 
@@ -340,6 +341,13 @@ def build_parser(prog=None):
     parser.add_argument("--eval-every", metavar="K", type=positive_int,
                         help="with --val-docs: evaluate every K steps, and at the first and "
                              "last (default: 100)")
+    parser.add_argument("--report", metavar="PATH",
+                        help="write an HTML page of what the run learned to PATH: loss, "
+                             "samples, attention, next-character probabilities, embeddings, "
+                             "parameters (needs matplotlib: pip install 'microgpt[report]')")
+    parser.add_argument("--inspect", metavar="WORD",
+                        help="with --report: the document whose attention and "
+                             "probabilities the page shows (default: the first sample)")
     parser.add_argument("--resume", metavar="PATH",
                         help="carry on the run saved in the checkpoint PATH to its last step, "
                              "on the text it was trained on (--input), printing from the first "
@@ -404,6 +412,7 @@ def run(recipe, args, parser):
         raise OutputError("standard output is closed")
     path = "fused" if not args.exact and BACKEND == "compiled" else BACKEND
     check = not args.no_memory_check
+    check_report(args)
     if args.resume is not None:
         from .checkpoint import load
         ck = load(args.resume)
@@ -431,6 +440,7 @@ def run(recipe, args, parser):
     if check:
         check_memory(recipe.config(vocab_size), path, max(map(len, text.docs)) + 1,
                      recipe.num_steps, recipe.num_samples)
+    check_report(args, text)
     if args.val_docs >= len(text.docs):
         from .data import DataError
         raise DataError(f"--val-docs {args.val_docs} leaves no documents to train on "
@@ -442,7 +452,8 @@ def run(recipe, args, parser):
         _print(f"vocab size: {vocab_size}")
         run = Run(text, recipe, exact=args.exact, val_docs=args.val_docs)
         _print(f"num params: {run.model.num_params}")
-    log = _open_log(args.log, run, path) if args.log is not None else None
+    wanted = args.log is not None or args.report is not None
+    log = _open_log(args.log, run, path, keep=args.report is not None) if wanted else None
     try:
         if not training(run, args, parser.prog, log):
             return INTERRUPTED
@@ -452,15 +463,54 @@ def run(recipe, args, parser):
     finally:
         if log is not None:
             log.close()
+    if args.report is not None:
+        write_report(args.report, run.model, log.log.records, args.inspect)
     return 0
 
 
-def _open_log(path, run, computation):
-    """The --log file, begun with the run's settings."""
+def write_report(path, model, records, inspect):
+    """Make the HTML report and write it to path (atomically)."""
+    from .files import WriteError
+    from .viz import report, save
+    try:
+        save(path, report(model, records, inspect))
+    except WriteError as exc:
+        raise OutputError(f"the report: {exc}") from None
+
+
+def check_report(args, text=None):
+    """Refuse, before any work, a --report that could not be made: no
+    matplotlib, a path that cannot be written, an --inspect word with
+    characters the text does not have."""
+    from .data import DataError
+    from .files import WriteError, check_writable
+    if args.inspect is not None and args.report is None:
+        raise DataError("--inspect needs --report PATH")
+    if args.report is None:
+        return
+    try:
+        import matplotlib  # noqa: F401 (the report's figures; imported only for a report)
+    except ImportError:
+        raise DataError("--report needs matplotlib, which is not installed: pip install "
+                        "'microgpt[report]' (or pip install matplotlib)") from None
+    try:
+        check_writable(args.report)
+    except WriteError as exc:
+        raise DataError(f"cannot write the report: {exc}") from None
+    if text is not None and args.inspect is not None:
+        unknown = sorted(set(args.inspect) - set(text.characters))
+        if unknown:
+            raise DataError(f"--inspect {args.inspect!r}: {', '.join(map(repr, unknown))} "
+                            f"not in the vocabulary of {text.name}")
+
+
+def _open_log(path, run, computation, keep=False):
+    """The --log file (path None: none), begun with the run's settings; with
+    keep, its records kept in memory for the report."""
     from . import __version__
     from .runlog import RunLog
     try:
-        log = _Log(RunLog(path))
+        log = _Log(RunLog(path, keep=keep))
     except OSError as exc:
         from .data import DataError
         raise DataError(f"cannot write the log: {path}: {exc.strerror or exc}") from None
@@ -521,7 +571,8 @@ def training(run, args, prog, log=None):
                 loss = step.loss if log is not None else step
                 if log is not None:     # first: a step printed is a step logged
                     log.write("step", step=step.step, loss=loss, lr=step.lr,
-                              grad_norm=step.grad_norm)
+                              grad_norm=step.grad_norm,
+                              rms={name: [data, grad] for name, data, grad in step.matrix_rms})
                 _print(f"step {run.step:4d} / {num_steps:4d} | loss {loss:.4f}",
                        end=recipe.step_end, flush=True)
                 if evaluating and (run.step % every == 0 or run.step == num_steps):

@@ -128,6 +128,23 @@ class Model:
             total = total + p.grad * p.grad
         return math.sqrt(total)
 
+    def matrix_rms(self):
+        """For each matrix of state_dict, in order: (name, the root mean
+        square of its parameters, that of its gradients)."""
+        if not self.exact:
+            return self.gpt.parameters.matrix_rms()
+        import math
+        result = []
+        for name, matrix in self.gpt.state_dict.items():
+            values = [p for row in matrix for p in row]
+            data_total = grad_total = 0.0
+            for p in values:
+                data_total = data_total + p.data * p.data
+                grad_total = grad_total + p.grad * p.grad
+            result.append((name, math.sqrt(data_total / len(values)),
+                           math.sqrt(grad_total / len(values))))
+        return result
+
     def _flat_params(self):
         """Every parameter, in order: a list of floats or a memoryview."""
         params = self.gpt.params
@@ -149,11 +166,13 @@ class Model:
 
 class Step:
     """A training step: its number (from 1), its loss, the learning rate it
-    used and the norm of the gradients it followed."""
-    __slots__ = ("step", "loss", "lr", "grad_norm")
+    used, the norm of the gradients it followed, and each matrix's (name,
+    parameter RMS, gradient RMS) before the update."""
+    __slots__ = ("step", "loss", "lr", "grad_norm", "matrix_rms")
 
-    def __init__(self, step, loss, lr, grad_norm):
+    def __init__(self, step, loss, lr, grad_norm, matrix_rms):
         self.step, self.loss, self.lr, self.grad_norm = step, loss, lr, grad_norm
+        self.matrix_rms = matrix_rms
 
     def __repr__(self):
         return (f"Step(step={self.step}, loss={self.loss!r}, lr={self.lr!r}, "
@@ -218,8 +237,9 @@ class Run:
 
         def observe(step, lr_t):
             seen["lr"], seen["grad_norm"] = lr_t, self.model.grad_norm()
+            seen["matrix_rms"] = self.model.matrix_rms()
         for loss in self._train(observe):
-            yield Step(self.step, loss, seen["lr"], seen["grad_norm"])
+            yield Step(self.step, loss, seen["lr"], seen["grad_norm"], seen["matrix_rms"])
 
     def _train(self, observe):
         from .train import train

@@ -16,21 +16,28 @@ import math
 
 
 class RunLog:
-    """A JSON Lines file being written, a record at a time."""
+    """A JSON Lines file being written, a record at a time (path None: no
+    file); with keep, the records are also kept in .records, as read()
+    would give them back."""
 
-    def __init__(self, path):
+    def __init__(self, path, keep=False):
         self.path = path
-        self._file = open(path, "w", encoding="utf-8")
+        self.records = [] if keep else None
+        self._file = open(path, "w", encoding="utf-8") if path is not None else None
 
     def write(self, kind, **fields):
         """One record: {"kind": kind, **fields}, as one line, flushed."""
         line = json.dumps({"kind": kind, **{k: _finite(v) for k, v in fields.items()}},
                           ensure_ascii=False, allow_nan=False)
-        self._file.write(line + "\n")
-        self._file.flush()
+        if self._file is not None:
+            self._file.write(line + "\n")
+            self._file.flush()
+        if self.records is not None:
+            self.records.append(json.loads(line))
 
     def close(self):
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def __enter__(self):
         return self

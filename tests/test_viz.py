@@ -1,0 +1,211 @@
+"""The HTML report (microgpt.viz, --report, microgpt-report): its numbers
+against the model's own, its views, that it names nothing outside itself,
+and what Chromium shows of it."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import microgpt
+from microgpt import runlog, viz
+from microgpt.data import load_text
+
+pytest.importorskip("matplotlib", reason="the report needs matplotlib (microgpt[report])")
+
+BIN = Path(sys.executable).parent
+TRAIN, REPORT = str(BIN / "microgpt-train"), str(BIN / "microgpt-report")
+COMPILED = microgpt.BACKEND == "compiled"
+VIEWS = ["loss", "samples", "attention", "next-token", "embeddings", "parameters"]
+
+
+@pytest.fixture(scope="module")
+def text(names_txt):
+    return load_text(names_txt)
+
+
+@pytest.fixture(scope="module")
+def finished(text, tmp_path_factory):
+    """A small finished run: its checkpoint, its log, its --report page."""
+    directory = tmp_path_factory.mktemp("run")
+    paths = {name: directory / name for name in ("ck.safetensors", "run.jsonl", "r.html")}
+    result = subprocess.run(
+        [TRAIN, "--input", text.name, "--recipe", "v2", "--n-layer", "2", "--steps", "60",
+         "--val-docs", "200", "--eval-every", "20", "--save", str(paths["ck.safetensors"]),
+         "--log", str(paths["run.jsonl"]), "--report", str(paths["r.html"])],
+        capture_output=True)
+    assert result.returncode == 0, result.stderr
+    return paths
+
+
+@pytest.mark.parametrize("recipe, settings", [("v1", {}), ("v2", dict(n_layer=2))])
+def test_the_numpy_forward_pass_is_the_models(text, recipe, settings):
+    run = microgpt.Run(text, recipe, num_steps=15, **settings)
+    list(run)
+    model = run.model
+    for word in ("emma", "christopher", ""):
+        tokens = model.tokenizer.encode(word)[:-1][:model.config.block_size]
+        logits, attention = viz.forward(model.state_dict, model.config, tokens)
+        assert np.abs(logits - np.array(model.logits(word))).max() <= 1e-12
+        assert len(attention) == model.config.n_layer
+        for heads in attention:
+            assert len(heads) == model.config.n_head
+            for weights in heads:
+                assert np.allclose(weights.sum(axis=1), 1.0)
+                assert (np.triu(weights, 1) == 0).all()
+
+
+def test_the_page_has_every_view_and_names_nothing_outside(finished):
+    page = finished["r.html"].read_text()
+    for view in VIEWS:
+        assert f'<section id="{view}">' in page
+    assert page.count("<svg") == 5 and "No log" not in page
+    # no request can leave the page: no URL but the XML namespaces of inline SVG
+    without_namespaces = re.sub(r'xmlns(:\w+)?="[^"]*"', "", page)
+    assert not re.search(r"(https?:)?//[\w.-]+\.\w", without_namespaces)
+    assert not re.search(r"<(script|link|img|iframe|object|embed)\b", page)
+    assert not re.search(r"url\((?!#)", page) and "@import" not in page   # only url(#id)
+    assert "held-out loss" in page and "layer 1 head 3" in page
+
+
+def test_microgpt_report_makes_the_same_page(finished, tmp_path):
+    out = tmp_path / "again.html"
+    result = subprocess.run([REPORT, str(finished["ck.safetensors"]), "--log",
+                             str(finished["run.jsonl"]), "-o", str(out)], capture_output=True)
+    assert result.returncode == 0 and result.stdout == b"" and result.stderr == b""
+    assert out.read_bytes() == finished["r.html"].read_bytes()
+
+
+def test_without_a_log_the_page_says_so(finished, tmp_path):
+    out = tmp_path / "nolog.html"
+    result = subprocess.run([REPORT, str(finished["ck.safetensors"]), "-o", str(out),
+                             "--inspect", "anna"], capture_output=True)
+    assert result.returncode == 0, result.stderr
+    page = out.read_text()
+    assert page.count("No log:") == 2 and "Attention on “anna”" in page
+    samples = runlog.read(finished["run.jsonl"])[-1]["samples"]
+    assert "Samples drawn from the saved model" in page
+    shown = re.findall(r'<div><span class="n">\s*\d+</span> (.*?)</div>', page)
+    letters = ["".join(re.findall(r">([^<])</span>", row)).rstrip("⏎") for row in shown]
+    assert letters == samples      # the checkpoint's generator: the run's samples
+
+
+@pytest.mark.skipif(not COMPILED, reason="500 steps: minutes on the pure-Python backend")
+def test_report_and_log_leave_the_default_run_as_it_was(names_txt, references, tmp_path):
+    result = subprocess.run([TRAIN, "--input", str(names_txt), "--report",
+                             str(tmp_path / "r.html"), "--log", str(tmp_path / "run.jsonl")],
+                            capture_output=True)
+    assert result.returncode == 0 and result.stderr == b""
+    assert result.stdout == references["v1"]["stdout"]
+    losses = [r["loss"] for r in runlog.read(tmp_path / "run.jsonl") if r["kind"] == "step"]
+    assert [repr(x) for x in losses] == references["v1"]["json"]["losses"]
+    assert "Attention on “kalia”" in (tmp_path / "r.html").read_text()     # the first sample
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--report", "{tmp}/missing/r.html"], "cannot write the report: {tmp}/missing: no such "
+                                           "directory"),
+    (["--report", "{tmp}"], "cannot write the report: {tmp} is a directory"),
+    (["--report", "{tmp}/r.html", "--inspect", "Émile"], "--inspect 'Émile': 'É' not in the "
+                                                         "vocabulary of {names}"),
+    (["--inspect", "emma"], "--inspect needs --report PATH"),
+])
+def test_bad_report_requests_are_refused_before_training(names_txt, tmp_path, args, message):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = subprocess.run([TRAIN, "--input", str(names_txt), *args], capture_output=True)
+    assert result.returncode == 2 and result.stdout == b""
+    expected = message.replace("{tmp}", str(tmp_path)).replace("{names}", str(names_txt))
+    assert result.stderr.decode() == f"microgpt-train: error: {expected}\n"
+
+
+def test_without_matplotlib_report_says_what_to_install(names_txt, tmp_path):
+    script = textwrap.dedent("""
+        import sys
+
+        class NoMatplotlib:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "matplotlib":
+                    raise ModuleNotFoundError(f"No module named {name!r}")
+
+        sys.meta_path.insert(0, NoMatplotlib())
+        sys.argv[0] = "microgpt-train"
+        from microgpt.cli import main
+        sys.exit(main())
+        """)
+    result = subprocess.run([sys.executable, "-c", script, "--input", str(names_txt),
+                             "--report", str(tmp_path / "r.html")], capture_output=True)
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.decode() == (
+        "microgpt-train: error: --report needs matplotlib, which is not installed: pip install "
+        "'microgpt[report]' (or pip install matplotlib)\n")
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"), (b"not json\n", "not a microgpt log (a line is not JSON"),
+    (b'{"kind": "step", "step": 1}\n', "not a microgpt log (it must begin with a start record)"),
+    (b'{"kind": "start"}\n{"kind": "step", "step": "one", "loss": 1.0}\n',
+     "line 2: not a step record"),
+])
+def test_bad_logs_are_one_line(finished, tmp_path, content, message):
+    log = tmp_path / "bad.jsonl"
+    if content is not None:
+        log.write_bytes(content)
+    result = subprocess.run([REPORT, str(finished["ck.safetensors"]), "--log", str(log), "-o",
+                             str(tmp_path / "r.html")], capture_output=True)
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.decode().startswith(f"microgpt-report: error: {log}: {message}")
+    assert result.stderr.count(b"\n") == 1 and not (tmp_path / "r.html").exists()
+
+
+def test_a_log_of_another_run_is_refused(finished, names_txt, tmp_path):
+    other = tmp_path / "other.jsonl"
+    assert subprocess.run([TRAIN, "--input", str(names_txt), "--steps", "3", "--log",
+                           str(other)], capture_output=True).returncode == 0
+    result = subprocess.run([REPORT, str(finished["ck.safetensors"]), "--log", str(other), "-o",
+                             str(tmp_path / "r.html")], capture_output=True)
+    assert result.returncode == 2
+    assert b"is the log of another run" in result.stderr
+
+
+# -- in a real browser -------------------------------------------------------------------
+
+def chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    if os.environ.get("MICROGPT_REQUIRE_CHROMIUM") == "1":
+        pytest.fail("chromium is not installed (.ci/run installs it)")
+    pytest.skip("chromium is not installed")
+
+
+def headless(*args):
+    # the browser is not ours to sanitize: no ASan runtime preloaded into it
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "PYTHONMALLOC")}
+    return subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+                           "--hide-scrollbars", *args], capture_output=True, timeout=120,
+                          env=env)
+
+
+def test_chromium_shows_every_view(finished, tmp_path):
+    url = finished["r.html"].resolve().as_uri()
+    dom = headless("--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr
+    text = dom.stdout.decode()
+    for view in VIEWS:
+        assert re.search(rf'<section id="{view}">\s*<h2>', text), view
+    assert text.count("<svg") == 5
+
+    shot = tmp_path / "page.png"
+    result = headless(f"--screenshot={shot}", "--window-size=1100,3600", url)
+    assert result.returncode == 0 and shot.is_file(), result.stderr
+    from matplotlib.image import imread
+    pixels = imread(shot)[..., :3]
+    ink = (pixels.mean(axis=2) < 0.9).mean()        # not white
+    colour = (pixels.max(axis=2) - pixels.min(axis=2) > 0.2).mean()
+    assert pixels.shape[:2] == (3600, 1100)
+    assert ink > 0.05 and colour > 0.02, (ink, colour)
