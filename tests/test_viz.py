@@ -90,7 +90,7 @@ def test_without_a_log_the_page_says_so(finished, tmp_path):
     assert page.count("No log:") == 2 and "Attention on “anna”" in page
     samples = runlog.read(finished["run.jsonl"])[-1]["samples"]
     assert "Samples drawn from the saved model" in page
-    shown = re.findall(r'<div><span class="n">\s*\d+</span> (.*?)</div>', page)
+    shown = re.findall(r'<div><span class="n">\d+</span>(.*?)</div>', page)
     letters = ["".join(re.findall(r">([^<])</span>", row)).rstrip("⏎") for row in shown]
     assert letters == samples      # the checkpoint's generator: the run's samples
 

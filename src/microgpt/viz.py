@@ -45,7 +45,9 @@ td, th { padding: 0.15em 0.7em; text-align: left; border-bottom: 1px solid #eee;
 th { font-weight: 600; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .samples { font-family: Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size: 1.05em;
            columns: 4 12em; }
-.samples div { margin: 0.1em 0; } .samples .n { color: #999; font-size: 0.8em; }
+.samples div { margin: 0.1em 0; }
+.samples .n { color: #999; font-size: 0.8em; display: inline-block; width: 1.8em;
+              text-align: right; margin-right: 0.4em; }
 .samples span.c { padding: 0.05em 0.08em; border-radius: 2px; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr));
         gap: 1em; }
@@ -211,7 +213,7 @@ def _samples_view(model, samples, where):
             title = f"{'end' if char == '⏎' else repr(char)}: p = {p:.3f}"
             spans.append(f'<span class="c" style="{style}" title="{html.escape(title)}">'
                          f'{html.escape(char)}</span>')
-        rows.append(f'<div><span class="n">{i:2d}</span> {"".join(spans)}</div>')
+        rows.append(f'<div><span class="n">{i}</span>{"".join(spans)}</div>')
     return (f"<p>{html.escape(where.capitalize())}, at temperature {T:g}. Each character is "
             "shaded by the probability the model gave it when it was drawn (darker: surer); "
             "⏎ is the end of the name.</p>\n"
