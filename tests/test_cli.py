@@ -33,8 +33,9 @@ def run(*args, **kwargs):
 
 @compiled_only
 @pytest.mark.parametrize("recipe, path", [
-    ([], []), ([], ["--exact"]), (["--recipe", "v1"], []),
-    (["--recipe", "v2"], []), (["--recipe", "v2"], ["--exact"])],
+    ([], []), pytest.param([], ["--exact"], marks=pytest.mark.slow), (["--recipe", "v1"], []),
+    (["--recipe", "v2"], []), pytest.param(["--recipe", "v2"], ["--exact"],
+                                           marks=pytest.mark.slow)],
     ids=["default", "default-exact", "v1", "v2", "v2-exact"])
 def test_default_run_prints_microgpt_py_output_byte_for_byte(names_txt, references, recipe, path):
     result = run(*recipe, "--input", str(names_txt), *path)

@@ -52,7 +52,7 @@ def hexes(xs):
 # -- microgpt.py's recorded run -------------------------------------------------
 
 @compiled_only
-@pytest.mark.parametrize("path", ["exact", "fused"])
+@pytest.mark.parametrize("path", [pytest.param("exact", marks=pytest.mark.slow), "fused"])
 @pytest.mark.parametrize("recipe", ["v1", "v2"])
 def test_default_run_equals_microgpt_py_bit_for_bit(names_txt, references, recipe, path):
     losses, params, names = microgpt_run(load_docs(names_txt), random.Random(42),
