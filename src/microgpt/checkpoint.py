@@ -148,16 +148,12 @@ def save(path, checkpoint):
 
 def load(path):
     """The Checkpoint in the file at path; CheckpointError if it is not one."""
+    from .files import ReadError, read_bytes
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{path}: is a directory, not a checkpoint") from None
-    except OSError as exc:
-        raise CheckpointError(f"{path}: {exc.strerror or exc}") from None
+        data = read_bytes(path, "a checkpoint")
+    except ReadError as exc:
+        raise CheckpointError(str(exc)) from None
     try:
         checkpoint = from_bytes(data)
     except _Invalid as exc:

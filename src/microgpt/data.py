@@ -60,15 +60,12 @@ def load_text(path):
     if path == "-":
         name, data = "<stdin>", _read_stdin()
     else:
+        from .files import ReadError, read_bytes
         name = path
         try:
-            data = _read_bytes(path)
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise DataError(f"{path}: is a directory, not a text file") from None
-        except OSError as exc:
-            raise DataError(f"{path}: {exc.strerror or exc}") from None
+            data = read_bytes(path, "a text file")
+        except ReadError as exc:
+            raise DataError(str(exc)) from None
     text = _decode(data, name)
     docs = [l.strip() for l in text.strip().split('\n') if l.strip()]
     if not docs:

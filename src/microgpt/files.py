@@ -15,6 +15,25 @@ class WriteError(Exception):
     """A file cannot be written. The message is one line, naming the path."""
 
 
+class ReadError(Exception):
+    """A file cannot be read. The message is one line, naming the path."""
+
+
+def read_bytes(path, kind):
+    """The bytes of the file at path; ReadError if there are none to read
+    (kind, as "a checkpoint", says what a directory in its place is not)."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ReadError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ReadError(f"{path}: is a directory, not {kind}") from None
+    except OSError as exc:
+        raise ReadError(f"{path}: {exc.strerror or exc}") from None
+
+
 def write_atomically(path, data):
     """Write the bytes of data to path, replacing it whole or not at all."""
     with atomic_file(path) as out:

@@ -64,20 +64,17 @@ def read_log(path):
     """The records of a --log file; DataError, one line, if it is not one."""
     import json
     from .data import DataError
-    from .runlog import read
+    from .files import ReadError, read_bytes
     try:
-        records = read(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not a log") from None
+        lines = str(read_bytes(path, "a log"), "utf-8").splitlines()
+        records = [json.loads(line) for line in lines if line.strip()]
+    except ReadError as exc:
+        raise DataError(str(exc)) from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a microgpt log (not UTF-8 text)") from None
     except (json.JSONDecodeError, RecursionError) as exc:
         raise DataError(f"{path}: not a microgpt log (a line is not JSON: "
                         f"{getattr(exc, 'msg', exc)})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: {exc.strerror or exc}") from None
     if not records or not all(isinstance(r, dict) for r in records) or \
             records[0].get("kind") != "start":
         raise DataError(f"{path}: not a microgpt log (it must begin with a start record)")
