@@ -34,9 +34,11 @@ def finished(text, tmp_path_factory):
     """A small finished run: its checkpoint, its log, its --report page."""
     directory = tmp_path_factory.mktemp("run")
     paths = {name: directory / name for name in ("ck.safetensors", "run.jsonl", "r.html")}
+    size = ["60", "200", "20", "20"] if COMPILED else ["10", "8", "5", "4"]   # pure: slow
     result = subprocess.run(
-        [TRAIN, "--input", text.name, "--recipe", "v2", "--n-layer", "2", "--steps", "60",
-         "--val-docs", "200", "--eval-every", "20", "--save", str(paths["ck.safetensors"]),
+        [TRAIN, "--input", text.name, "--recipe", "v2", "--n-layer", "2", "--steps", size[0],
+         "--val-docs", size[1], "--eval-every", size[2], "--samples", size[3],
+         "--save", str(paths["ck.safetensors"]),
          "--log", str(paths["run.jsonl"]), "--report", str(paths["r.html"])],
         capture_output=True)
     assert result.returncode == 0, result.stderr
@@ -201,11 +203,11 @@ def test_chromium_shows_every_view(finished, tmp_path):
     assert text.count("<svg") == 5
 
     shot = tmp_path / "page.png"
-    result = headless(f"--screenshot={shot}", "--window-size=1100,3600", url)
+    result = headless(f"--screenshot={shot}", "--window-size=1100,2400", url)
     assert result.returncode == 0 and shot.is_file(), result.stderr
     from matplotlib.image import imread
     pixels = imread(shot)[..., :3]
     ink = (pixels.mean(axis=2) < 0.9).mean()        # not white
     colour = (pixels.max(axis=2) - pixels.min(axis=2) > 0.2).mean()
-    assert pixels.shape[:2] == (3600, 1100)
-    assert ink > 0.05 and colour > 0.02, (ink, colour)
+    assert pixels.shape[:2] == (2400, 1100)
+    assert ink > 0.03 and colour > 0.005, (ink, colour)    # a blank page has neither

@@ -172,19 +172,22 @@ def _loss_view(steps, evals, model):
     x = np.array([r["step"] for r in steps])
     loss = _floats(r["loss"] for r in steps)
     window = max(1, min(50, len(steps) // 20))
-    average = np.convolve(loss, np.ones(window) / window, mode="valid")
     fig = _figure(8.5, 4.2)
     ax, lr_ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    ax.plot(x, loss, color="#9ecae1", linewidth=0.8, label="loss (each step's document)")
-    ax.plot(x[window - 1:], average, color="#08519c", linewidth=1.8,
-            label=f"moving average of {window}")
+    ax.plot(x, loss, color="#9ecae1" if window > 1 else "#08519c", linewidth=0.8,
+            label="loss (each step's document)")
+    if window > 1:
+        average = np.convolve(loss, np.ones(window) / window, mode="valid")
+        ax.plot(x[window - 1:], average, color="#08519c", linewidth=1.8,
+                label=f"moving average of {window}")
     if evals:
         ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-",
                 color="#d94801", markersize=4, linewidth=1.4, label="held-out loss")
     uniform = math.log(model.config.vocab_size)
     ax.axhline(uniform, color="#999", linewidth=0.8, linestyle=":")
-    ax.annotate(f"uniform guess, ln {model.config.vocab_size}", (x[-1], uniform),
-                ha="right", va="bottom", fontsize=8, color="#777")
+    ax.annotate(f"a uniform guess: ln {model.config.vocab_size}", (0, uniform),
+                xycoords=("axes fraction", "data"), xytext=(4, -3),
+                textcoords="offset points", ha="left", va="top", fontsize=8, color="#777")
     ax.set_ylabel("loss (nats)")
     ax.legend(loc="upper right", frameon=False)
     ax.grid(alpha=0.25)
@@ -223,8 +226,8 @@ def _samples_view(model, samples, where):
 def _attention_view(attention, labels, config):
     import numpy as np
     n_layer, n_head = len(attention), len(attention[0])
-    size = 1.9 + 0.13 * len(labels)
-    fig = _figure(min(10, size * n_head), size * n_layer + 0.4)
+    panel = min(2.6, 9.0 / n_head)              # inches per heatmap, labels included
+    fig = _figure(panel * n_head + 1.0, panel * n_layer + 0.3)
     axes = np.atleast_2d(fig.subplots(n_layer, n_head, squeeze=False))
     for li in range(n_layer):
         for h in range(n_head):
