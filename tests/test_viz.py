@@ -211,3 +211,12 @@ def test_chromium_shows_every_view(finished, tmp_path):
     colour = (pixels.max(axis=2) - pixels.min(axis=2) > 0.2).mean()
     assert pixels.shape[:2] == (2400, 1100)
     assert ink > 0.03 and colour > 0.005, (ink, colour)    # a blank page has neither
+
+
+def test_a_run_of_no_steps_says_so(names_txt, tmp_path):
+    out = tmp_path / "r.html"
+    result = subprocess.run([TRAIN, "--input", str(names_txt), "--steps", "0", "--samples", "2",
+                             "--report", str(out)], capture_output=True)
+    assert result.returncode == 0, result.stderr
+    page = out.read_text()
+    assert page.count("The run trained no steps") == 2 and page.count("<svg") == 3

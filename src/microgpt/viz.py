@@ -123,7 +123,7 @@ def report(model, records=None, inspect=None, title=None):
     labels = ["BOS"] + list(document)
 
     parts = [_header(model, start, steps, end, title)]
-    parts.append(_section("loss", "1. Loss", _loss_view(steps, evals, model)))
+    parts.append(_section("loss", "1. Loss", _loss_view(steps, evals, model, records)))
     parts.append(_section("samples", "2. Samples", _samples_view(model, samples, where)))
     parts.append(_section("attention", f"3. Attention on “{html.escape(document)}”",
                           _attention_view(attention, labels, model.config)))
@@ -132,7 +132,8 @@ def report(model, records=None, inspect=None, title=None):
                           _next_token_view(logits, labels, model)))
     parts.append(_section("embeddings", "5. Embeddings", _embedding_view(state, model)))
     parts.append(_section("parameters", "6. Parameters and the run",
-                          _parameter_view(steps) + _settings_table(model, start, steps, end)))
+                          _parameter_view(steps, records)
+                          + _settings_table(model, start, steps, end)))
     page_title = html.escape(title or "microgpt run report")
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{page_title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
@@ -160,14 +161,16 @@ def _header(model, start, steps, end, title):
             f"<p class=\"lead\">{' · '.join(words)}</p>")
 
 
-def _no_log(what):
+def _no_log(what, records=None):
+    if records:
+        return f'<p class="note">The run trained no steps: there are no {what} to show.</p>'
     return (f'<p class="note">No log: {what} come from the run\'s log (microgpt-train '
             '--log run.jsonl, then microgpt-report --log run.jsonl).</p>')
 
 
-def _loss_view(steps, evals, model):
+def _loss_view(steps, evals, model, records):
     if not steps:
-        return _no_log("the loss and learning-rate curves")
+        return _no_log("loss and learning-rate curves", records)
     import numpy as np
     x = np.array([r["step"] for r in steps])
     loss = _floats(r["loss"] for r in steps)
@@ -302,9 +305,9 @@ def _embedding_view(state, model):
                                                            "embeddings"))
 
 
-def _parameter_view(steps):
+def _parameter_view(steps, records):
     if not steps or "rms" not in steps[0]:
-        return _no_log("the parameter and gradient curves")
+        return _no_log("parameter and gradient curves", records)
     import numpy as np
     x = [r["step"] for r in steps]
     names = list(steps[0]["rms"])
