@@ -524,7 +524,7 @@ def stopped_and_resumed(names_txt, tmp_path, stop, args, resume_args):
     stdout += rest
     from microgpt.checkpoint import load
     step = load(path).step
-    assert step >= 5
+    assert step >= 3        # a checkpoint of step 3 at least: the kill or Ctrl-C came after 5
     resumed = run("--input", str(names_txt), "--resume", str(path), *resume_args)
     assert resumed.returncode == 0 and resumed.stderr == b"", resumed.stderr
     return prefix_through_step(stdout, step) + resumed.stdout, process.returncode, stderr, step
