@@ -43,6 +43,7 @@ extensions = [
               include_dirs=["csrc"]),
     Extension("microgpt._fused", ["src/microgpt/_fused.pyx", "csrc/fused.c"],
               include_dirs=["csrc"]),
+    Extension("microgpt._peak", ["src/microgpt/_peak.pyx", "csrc/peak.c"], include_dirs=["csrc"]),
 ]
 
 setup(

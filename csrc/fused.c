@@ -18,36 +18,47 @@
 #include "fused.h"
 #include "pyfloat.h"
 
-/* Hand-vectorized kernels for x86-64 CPUs with AVX2 and FMA, chosen at run
-   time; MICROGPT_DISABLE_AVX2=1 in the environment turns them off (the
-   tests compare both). They compute the same doubles as the portable code. */
+/* Vector kernels for x86-64 CPUs, chosen at run time: the widest of AVX-512
+   and AVX2 the CPU has, unless MICROGPT_KERNELS in the environment says
+   "avx2" or "portable" (the plain C loops; MICROGPT_DISABLE_AVX2=1 says the
+   same). They compute the same doubles as the portable code; the tests
+   compare them. */
 #if defined(__GNUC__) && defined(__x86_64__)
 #define HAVE_AVX2 1
 #include <immintrin.h>
 #include <stdlib.h>
+#include <string.h>
 
-static int use_avx2(void)
+enum { ISA_PORTABLE, ISA_AVX2, ISA_AVX512 };
+
+static int kernel_isa(void)
 {
     static int answer = -1;
     if (answer < 0) {
-        const char *off = getenv("MICROGPT_DISABLE_AVX2");
-        answer = !(off && off[0] && off[0] != '0')
-                 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        const char *cap = getenv("MICROGPT_KERNELS"), *off = getenv("MICROGPT_DISABLE_AVX2");
+        answer = ISA_PORTABLE;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            answer = __builtin_cpu_supports("avx512f") ? ISA_AVX512 : ISA_AVX2;
+        if (cap && strcmp(cap, "avx2") == 0 && answer > ISA_AVX2)
+            answer = ISA_AVX2;
+        if ((cap && strcmp(cap, "portable") == 0) || (off && off[0] && off[0] != '0'))
+            answer = ISA_PORTABLE;
     }
     return answer;
 }
+
 #endif
 
-/* Loops written once and compiled twice, for AVX2 and for any CPU (the
-   copy chosen as the kernels above are): the compiler vectorizes the same
-   IEEE operations into wider registers (AVX2 alone has no fused
-   multiply-add, and -ffp-contract=off forbids it). */
-#if defined(__GNUC__)
-#define COMPILED_TWICE static inline __attribute__((always_inline))
+
+const char *fused_kernel_isa(void)
+{
+#ifdef HAVE_AVX2
+    static const char *const names[] = {"portable", "avx2", "avx512"};
+    return names[kernel_isa()];
 #else
-#define COMPILED_TWICE static inline
+    return "portable";
 #endif
-
+}
 
 /* Softmax ------------------------------------------------------------------ */
 
@@ -129,48 +140,43 @@ void fused_softmax_backward(const double *x, double scale, const double *dy, dou
 }
 
 
+#ifdef HAVE_AVX2
+/* The kernels of kernels.h, for AVX2 and for AVX-512 */
+#ifndef AVX2_ROWS
+#define AVX2_ROWS 6
+#define AVX2_VECTORS 2
+#define AVX512_ROWS 6
+#define AVX512_VECTORS 4
+#endif
+#define VW 4
+#define TILE_ROWS AVX2_ROWS
+#define TILE_VECTORS AVX2_VECTORS
+#define K(name) name##_avx2
+#define KERNEL __attribute__((target("avx2")))
+#include "kernels.h"
+#undef VW
+#undef TILE_ROWS
+#undef TILE_VECTORS
+#undef K
+#undef KERNEL
+
+#define VW 8
+#define TILE_ROWS AVX512_ROWS
+#define TILE_VECTORS AVX512_VECTORS
+#define K(name) name##_avx512
+#define KERNEL __attribute__((target("avx512f")))
+#include "kernels.h"
+#undef VW
+#undef TILE_ROWS
+#undef TILE_VECTORS
+#undef K
+#undef KERNEL
+#endif
+
+
 /* Linear ------------------------------------------------------------------- */
 
-#ifdef HAVE_AVX2
-/* The sums of fused_linear four positions at a time: the positions are the
-   lanes of a vector (x transposed into xs), four rows of w side by side;
-   each lane adds its terms in order, from 0, as the scalar loop does. */
-__attribute__((target("avx2")))
-static void linear_avx2(const double *x, const double *w, double *y,
-                        ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
-{
-    double xs[4 * 1024] __attribute__((aligned(32))), out[16];
-    ptrdiff_t t0, i, j, k;
-
-    for (t0 = 0; t0 < rows; t0 += 4) {
-        const ptrdiff_t lanes = rows - t0 < 4 ? rows - t0 : 4;
-        for (j = 0; j < nin; j++)
-            for (k = 0; k < 4; k++)
-                xs[4 * j + k] = k < lanes ? x[(t0 + k) * nin + j] : 0.0;
-        for (i = 0; i < nout; i += 4) {
-            const ptrdiff_t n = nout - i < 4 ? nout - i : 4;
-            const double *w0 = w + i * nin;
-            const double *w1 = n > 1 ? w0 + nin : w0, *w2 = n > 2 ? w0 + 2 * nin : w0;
-            const double *w3 = n > 3 ? w0 + 3 * nin : w0;
-            __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
-            for (j = 0; j < nin; j++) {
-                const __m256d xj = _mm256_load_pd(xs + 4 * j);
-                a0 = _mm256_add_pd(a0, _mm256_mul_pd(_mm256_broadcast_sd(w0 + j), xj));
-                a1 = _mm256_add_pd(a1, _mm256_mul_pd(_mm256_broadcast_sd(w1 + j), xj));
-                a2 = _mm256_add_pd(a2, _mm256_mul_pd(_mm256_broadcast_sd(w2 + j), xj));
-                a3 = _mm256_add_pd(a3, _mm256_mul_pd(_mm256_broadcast_sd(w3 + j), xj));
-            }
-            _mm256_storeu_pd(out, a0);
-            _mm256_storeu_pd(out + 4, a1);
-            _mm256_storeu_pd(out + 8, a2);
-            _mm256_storeu_pd(out + 12, a3);
-            for (k = 0; k < lanes; k++)
-                for (j = 0; j < n; j++)
-                    y[(t0 + k) * nout + i + j] = out[4 * j + k];
-        }
-    }
-}
-#endif
+#define LINEAR_TILE_ROWS 2
 
 void fused_linear(const double *x, const double *w, double *y,
                   ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
@@ -178,9 +184,21 @@ void fused_linear(const double *x, const double *w, double *y,
     ptrdiff_t t, i, j;
 
 #ifdef HAVE_AVX2
-    if (rows > 1 && nin <= 1024 && use_avx2()) {
-        linear_avx2(x, w, y, rows, nin, nout);
-        return;
+    if (rows >= LINEAR_TILE_ROWS && kernel_isa() >= ISA_AVX2) {
+        /* a panel of w transposed (nin rows of up to 3 vectors of 8), and
+           pointers to its rows */
+        double *pack = malloc(nin * 64 * sizeof *pack);
+        const double **wrows = malloc(64 * sizeof *wrows);
+        if (pack && wrows) {
+            if (kernel_isa() == ISA_AVX512)
+                linear_avx512(x, w, y, rows, nin, nout, pack, wrows);
+            else
+                linear_avx2(x, w, y, rows, nin, nout, pack, wrows);
+        }
+        free(pack);
+        free(wrows);
+        if (pack && wrows)
+            return;
     }
 #endif
     for (t = 0; t < rows; t++) {
@@ -212,8 +230,7 @@ void fused_linear(const double *x, const double *w, double *y,
     }
 }
 
-COMPILED_TWICE
-void linear_backward_weight(const double *x, const double *dy, double *dw,
+static void linear_backward_weight(const double *x, const double *dy, double *dw,
                             ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
 {
     ptrdiff_t t, i, j;
@@ -229,8 +246,7 @@ void linear_backward_weight(const double *x, const double *dy, double *dw,
     }
 }
 
-COMPILED_TWICE
-void linear_backward_input(const double *const *w_rows, const double *const *dy_cols,
+static void linear_backward_input(const double *const *w_rows, const double *const *dy_cols,
                            ptrdiff_t dy_stride, const ptrdiff_t *order, double *dx,
                            ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
 {
@@ -248,29 +264,15 @@ void linear_backward_input(const double *const *w_rows, const double *const *dy_
     }
 }
 
-#ifdef HAVE_AVX2
-__attribute__((target("avx2")))
-static void linear_backward_weight_avx2(const double *x, const double *dy, double *dw,
-                                        ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
-{
-    linear_backward_weight(x, dy, dw, rows, nin, nout);
-}
-
-__attribute__((target("avx2")))
-static void linear_backward_input_avx2(const double *const *w_rows,
-                                       const double *const *dy_cols, ptrdiff_t dy_stride,
-                                       const ptrdiff_t *order, double *dx, ptrdiff_t rows,
-                                       ptrdiff_t nin, ptrdiff_t nout)
-{
-    linear_backward_input(w_rows, dy_cols, dy_stride, order, dx, rows, nin, nout);
-}
-#endif
-
 void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
                                   ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
 {
 #ifdef HAVE_AVX2
-    if (use_avx2()) {
+    if (kernel_isa() == ISA_AVX512) {
+        linear_backward_weight_avx512(x, dy, dw, rows, nin, nout);
+        return;
+    }
+    if (kernel_isa() == ISA_AVX2) {
         linear_backward_weight_avx2(x, dy, dw, rows, nin, nout);
         return;
     }
@@ -283,9 +285,18 @@ void fused_linear_backward_input(const double *const *w_rows, const double *cons
                                  ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
 {
 #ifdef HAVE_AVX2
-    if (use_avx2()) {
-        linear_backward_input_avx2(w_rows, dy_cols, dy_stride, order, dx, rows, nin, nout);
-        return;
+    if (kernel_isa() >= ISA_AVX2) {
+        const double **scratch = malloc(2 * nout * sizeof *scratch);
+        if (scratch) {
+            if (kernel_isa() == ISA_AVX512)
+                linear_backward_input_avx512(w_rows, dy_cols, dy_stride, order, dx, rows,
+                                             nin, nout, scratch);
+            else
+                linear_backward_input_avx2(w_rows, dy_cols, dy_stride, order, dx, rows,
+                                           nin, nout, scratch);
+            free(scratch);
+            return;
+        }
     }
 #endif
     linear_backward_input(w_rows, dy_cols, dy_stride, order, dx, rows, nin, nout);
@@ -369,6 +380,12 @@ int fused_relu_squared(const double *x, double *y, ptrdiff_t n)
 {
     ptrdiff_t i;
 
+#ifdef HAVE_AVX2
+    if (kernel_isa() == ISA_AVX512)
+        return relu_squared_avx512(x, y, n);
+    if (kernel_isa() == ISA_AVX2)
+        return relu_squared_avx2(x, y, n);
+#endif
     for (i = 0; i < n; i++) {                   /* [xi.relu() ** 2 for xi in x] */
         y[i] = pyfloat_square(x[i] > 0 ? x[i] : 0.0);
         if (isinf(y[i]) && isfinite(x[i]))
@@ -381,6 +398,16 @@ void fused_relu_squared_backward(const double *x, const double *dy, double *dx, 
 {
     ptrdiff_t i;
 
+#ifdef HAVE_AVX2
+    if (kernel_isa() == ISA_AVX512) {
+        relu_squared_backward_avx512(x, dy, dx, n);
+        return;
+    }
+    if (kernel_isa() == ISA_AVX2) {
+        relu_squared_backward_avx2(x, dy, dx, n);
+        return;
+    }
+#endif
     for (i = 0; i < n; i++)                     /* ** 2 gives 2 * r ** 1, relu 1.0 */
         if (x[i] > 0)
             dx[i] += (2.0 * x[i]) * dy[i];
@@ -396,6 +423,15 @@ int fused_attention(const double *q, const double *const *k, const double *const
     const ptrdiff_t head_dim = n_embd / n_head, positions = first + rows;
     ptrdiff_t r, h, s, j;
 
+#ifdef HAVE_AVX2
+    if (rows > 1 && kernel_isa() >= ISA_AVX2) {
+        int status = kernel_isa() == ISA_AVX512
+            ? attention_avx512(q, k, v, out, exps, sums, rows, first, n_embd, n_head, scale)
+            : attention_avx2(q, k, v, out, exps, sums, rows, first, n_embd, n_head, scale);
+        if (status >= 0)
+            return status;
+    }
+#endif
     for (r = 0; r < rows; r++) {
         const double *qr = q + r * n_embd;
         const ptrdiff_t n = first + r + 1;      /* this position and those before it */
@@ -435,11 +471,23 @@ void fused_attention_backward(const double *q, const double *const *k,
                               const double *const *v, const double *exps, const double *sums,
                               const double *dout, double *dq, double *const *dk,
                               double *const *dv, double *scratch, ptrdiff_t rows,
-                              ptrdiff_t first, ptrdiff_t n_embd, ptrdiff_t n_head, double scale)
+                              ptrdiff_t first, ptrdiff_t n_embd, ptrdiff_t n_head, double scale,
+                              int separate)
 {
     const ptrdiff_t head_dim = n_embd / n_head, positions = first + rows;
     ptrdiff_t r, h, s, j;
 
+#ifdef HAVE_AVX2
+    if (separate && rows > 1 && kernel_isa() >= ISA_AVX2) {
+        int status = kernel_isa() == ISA_AVX512
+            ? attention_backward_avx512(q, k, v, exps, sums, dout, dq, dk, dv, rows, first,
+                                        n_embd, n_head, scale)
+            : attention_backward_avx2(q, k, v, exps, sums, dout, dq, dk, dv, rows, first,
+                                      n_embd, n_head, scale);
+        if (status == 0)
+            return;
+    }
+#endif
     /* the last position first: a key or value gets its gradients from the
        positions attending to it, last first */
     for (r = rows - 1; r >= 0; r--) {
@@ -654,6 +702,80 @@ static ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t
     }
     return i;
 }
+
+/* adam_avx2 eight parameters at a time */
+__attribute__((target("avx512f")))
+static __m512d pow_lanes_avx512(__m512d x, __m512d result, __mmask8 ok, double y)
+{
+    double in[8], out[8];
+    int k;
+    _mm512_storeu_pd(in, x);
+    _mm512_storeu_pd(out, result);
+    for (k = 0; k < 8; k++)
+        if (!(ok & (1 << k)))
+            pyfloat_pow(in[k], y, &out[k]);
+    return _mm512_loadu_pd(out);
+}
+
+__attribute__((target("avx512f")))
+static __m512d ulp_avx512(__m512d x)
+{
+    const __m512i exponent = _mm512_set1_epi64(0x7ff0000000000000LL);
+    return _mm512_mul_pd(_mm512_castsi512_pd(_mm512_and_epi64(_mm512_castpd_si512(x), exponent)),
+                         _mm512_set1_pd(0x1p-52));
+}
+
+__attribute__((target("avx512f")))
+static __mmask8 within_avx512(__m512d x, double low, double high)
+{
+    return _mm512_cmp_pd_mask(x, _mm512_set1_pd(low), _CMP_GE_OQ) &
+           _mm512_cmp_pd_mask(x, _mm512_set1_pd(high), _CMP_LE_OQ);
+}
+
+__attribute__((target("avx512f")))
+static ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff_t n,
+                             double lr_t, double beta1, double beta2, double eps,
+                             double bias1, double bias2)
+{
+    const __m512d b1 = _mm512_set1_pd(beta1), b2 = _mm512_set1_pd(beta2);
+    const __m512d c1 = _mm512_set1_pd(1 - beta1), c2 = _mm512_set1_pd(1 - beta2);
+    const __m512d d1 = _mm512_set1_pd(bias1), d2 = _mm512_set1_pd(bias2);
+    const __m512d lr = _mm512_set1_pd(lr_t), e = _mm512_set1_pd(eps), zero = _mm512_setzero_pd();
+    const __m512d near = _mm512_set1_pd(PYFLOAT_NEAR_HALF);
+    ptrdiff_t i;
+
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m512d gi = _mm512_loadu_pd(g + i);
+        __m512d square = _mm512_mul_pd(gi, gi), mi, vi, m_hat, v_hat, root, error;
+        __mmask8 ok;
+        /* gi ** 2 */
+        error = _mm512_abs_pd(_mm512_fmsub_pd(gi, gi, square));
+        ok = within_avx512(_mm512_abs_pd(gi), 0x1p-60, 0x1p+60) &
+             _mm512_cmp_pd_mask(error, _mm512_mul_pd(near, ulp_avx512(square)), _CMP_LT_OQ);
+        ok |= _mm512_cmp_pd_mask(gi, zero, _CMP_EQ_OQ);
+        if (ok != 0xff)
+            square = pow_lanes_avx512(gi, square, ok, 2.0);
+        mi = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_loadu_pd(m + i)), _mm512_mul_pd(c1, gi));
+        vi = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_loadu_pd(v + i)), _mm512_mul_pd(c2, square));
+        m_hat = _mm512_div_pd(mi, d1);
+        v_hat = _mm512_div_pd(vi, d2);
+        /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
+        root = _mm512_sqrt_pd(v_hat);
+        error = _mm512_abs_pd(_mm512_fnmadd_pd(root, root, v_hat));
+        ok = within_avx512(v_hat, 0x1p-120, 0x1p+120) &
+             _mm512_cmp_pd_mask(error, _mm512_mul_pd(_mm512_mul_pd(near, _mm512_set1_pd(2.0)),
+                                _mm512_mul_pd(ulp_avx512(root), root)), _CMP_LT_OQ);
+        ok |= _mm512_cmp_pd_mask(v_hat, zero, _CMP_EQ_OQ);
+        if (ok != 0xff)
+            root = pow_lanes_avx512(v_hat, root, ok, 0.5);
+        _mm512_storeu_pd(m + i, mi);
+        _mm512_storeu_pd(v + i, vi);
+        _mm512_storeu_pd(p + i, _mm512_sub_pd(_mm512_loadu_pd(p + i), _mm512_div_pd(
+            _mm512_mul_pd(lr, m_hat), _mm512_add_pd(root, e))));
+        _mm512_storeu_pd(g + i, zero);
+    }
+    return i;
+}
 #endif
 
 void fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
@@ -664,7 +786,9 @@ void fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
     ptrdiff_t i = 0;
 
 #ifdef HAVE_AVX2
-    if (use_avx2())
+    if (kernel_isa() == ISA_AVX512)
+        i = adam_avx512(p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2);
+    else if (kernel_isa() == ISA_AVX2)
         i = adam_avx2(p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2);
 #endif
     for (; i < n; i++) {

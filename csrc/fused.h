@@ -20,6 +20,9 @@
 
 #include <stddef.h>
 
+/* The instruction set the kernels run with: "avx512", "avx2" or "portable". */
+const char *fused_kernel_isa(void);
+
 /* y[t][i] = sum(w[i][j] * x[t][j] for j) -- microgpt.py's linear(x, w) */
 void fused_linear(const double *x, const double *w, double *y,
                   ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout);
@@ -64,7 +67,8 @@ void fused_softmax_backward(const double *x, double scale, const double *dy, dou
  * weights * v. exps keeps the softmax numerators (rows * n_head *
  * (first + rows) doubles) and sums their total and its inverse (2 * rows *
  * n_head) for the backward pass, which needs 2 * (first + rows) doubles of
- * scratch.
+ * scratch. separate: q and the key and value rows share no memory, so that
+ * each gradient is a sum of its own (the vector kernels need that).
  */
 int fused_attention(const double *q, const double *const *k, const double *const *v,
                     double *out, double *exps, double *sums, ptrdiff_t rows,
@@ -73,7 +77,8 @@ void fused_attention_backward(const double *q, const double *const *k,
                               const double *const *v, const double *exps, const double *sums,
                               const double *dout, double *dq, double *const *dk,
                               double *const *dv, double *scratch, ptrdiff_t rows,
-                              ptrdiff_t first, ptrdiff_t n_embd, ptrdiff_t n_head, double scale);
+                              ptrdiff_t first, ptrdiff_t n_embd, ptrdiff_t n_head, double scale,
+                              int separate);
 /* The order (3 * n_embd indices, q | k | v) in which microgpt.py's search
    first finishes position p's queries, keys and values. */
 void fused_attention_visit_order(ptrdiff_t p, ptrdiff_t n_embd, ptrdiff_t n_head,

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 import microgpt
-from microgpt.benchmark import BENCHMARKS, MODEL, STANDARD, TRAINING
+from microgpt.benchmark import (BENCHMARKS, FUSED_ONLY, LONG, MODEL, STANDARD, TRAINING,
+                                long_documents, training_flops)
+from microgpt.data import Tokenizer, load_docs
 from microgpt.engine import Value as PureValue
 from microgpt.model import GPT, Config
-from microgpt.train import Adam
+from microgpt.train import Adam, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,8 +26,10 @@ def harness(*args):
                           capture_output=True, text=True)
 
 
-# every benchmark but the trainings, which have a test of their own
-NAMES = [name for name in BENCHMARKS if name not in TRAINING]
+# every benchmark but the trainings and the fused-only ones, which have tests of their own
+NAMES = [name for name in BENCHMARKS if name not in TRAINING and name not in FUSED_ONLY]
+needs_compiled = pytest.mark.skipif(microgpt.BACKEND != "compiled",
+                                    reason="the fused backend and the probe are compiled")
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +122,7 @@ def test_list_only_and_backend():
     listed = harness("--list")
     assert listed.returncode == 0
     assert [line.split()[0] for line in listed.stdout.splitlines()] == list(BENCHMARKS)
+    assert {"train_128x4x128", "train_64x2x64", "peak_mul_add"} <= set(BENCHMARKS)
     result = harness("--quick", "--only", "value_backward_1k", "gauss_100k", "--backend", "python")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -131,6 +136,8 @@ def test_list_only_and_backend():
     (["--repeat", "0"], "--repeat must be at least 1"),
     (["--backend", "fast"], "invalid choice: 'fast'"),
     (["--backend", "fused", "--only", "gpt_forward_10", "--repeat", "-1"], "at least 1"),
+    (["--backend", "python", "--only", "train_64x2x64"],
+     "train_64x2x64 runs on the fused backend only, not with --backend python"),
 ])
 def test_bad_arguments(args, message):
     result = harness(*args)
@@ -168,9 +175,17 @@ def test_without_names_txt_the_training_runs_are_skipped(tmp_path):
         capture_output=True, text=True, env=env)
     result = run()
     assert result.returncode == 0, result.stderr
-    assert "skipping train_500 and train_1000_v2: cannot download names.txt" in result.stderr
+    if microgpt.BACKEND == "compiled":
+        assert ("skipping train_500, train_1000_v2, train_128x4x128 and train_64x2x64: "
+                "cannot download names.txt") in result.stderr
+        skipped = {*TRAINING, *LONG}
+    else:                               # the fused-only ones are skipped first
+        assert ("skipping train_128x4x128, train_64x2x64 and peak_mul_add: fused backend "
+                "only, not with MICROGPT_PUREPYTHON=1") in result.stderr
+        assert "skipping train_500 and train_1000_v2: cannot download names.txt" in result.stderr
+        skipped = {*TRAINING, *FUSED_ONLY}
     names = {e["name"] for e in json.loads(result.stdout)["benchmarks"]}
-    assert names == set(BENCHMARKS) - {"train_500", "train_1000_v2"}
+    assert names == set(BENCHMARKS) - skipped
     asked = run("--only", "train_1000_v2")
     assert asked.returncode == 2 and "error: cannot download names.txt" in asked.stderr
     assert asked.stdout == ""
@@ -201,3 +216,113 @@ def test_backend_all_runs_every_backend():
         ("random_1m", "compiled"), ("random_1m", "python")]
     fused = report["benchmarks"][1]
     assert fused["result"] == report["benchmarks"][0]["result"] and fused["speedup"] > 0
+
+
+def test_long_documents_join_consecutive_names():
+    names = [f"n{i}" for i in range(65)]
+    assert long_documents(names) == [" ".join(names[:30]), " ".join(names[30:60]),
+                                     " ".join(names[60:])]      # the last group shorter
+    assert long_documents(names, per_line=1) == names
+    assert long_documents(["ann", "bo", "cy"], per_line=2) == ["ann bo", "cy"]
+    assert long_documents([]) == []
+    with pytest.raises(ValueError):
+        long_documents(names, per_line=0)
+
+
+def test_names_txt_in_long_documents_fills_every_context(names_txt):
+    docs = load_docs(names_txt)
+    lines = long_documents(docs)
+    assert len(lines) == -(-len(docs) // 30) and " ".join(lines) == " ".join(docs)
+    # T = min(block_size, len(tokens) - 1) is block_size at every step of both models
+    block_size = max(recipe.block_size for recipe in LONG.values())
+    tokenizer = Tokenizer(lines)
+    assert min(len(tokenizer.encode(line)) - 1 for line in lines) >= block_size
+
+
+@pytest.mark.parametrize("config, positions", [
+    (Config(5, n_embd=8, n_head=2, n_layer=2, block_size=4), 3),
+    (Config(27), 8),                                    # microgpt.py's model, a full block
+])
+def test_the_flop_count_is_a_steps_multiply_adds_counted_by_hand(config, positions):
+    model = GPT(config, stdlib_random.Random(1), Value=PureValue)
+    multiply_adds = 0
+    for name, matrix in model.state_dict.items():
+        if name not in ("wte", "wpe"):          # looked up, not multiplied
+            nout, nin = len(matrix), len(matrix[0])
+            # at each position: forward, the input's gradient, the weight's gradient
+            multiply_adds += positions * 3 * nout * nin
+    for layer in range(config.n_layer):
+        for head in range(config.n_head):
+            for t in range(positions):
+                for s in range(t + 1):          # each key at or before the query
+                    multiply_adds += 2 * config.head_dim     # forward: q.k, weight * v
+                    multiply_adds += 4 * config.head_dim     # backward: into q, k, weight, v
+    assert training_flops(config, positions) == 2 * multiply_adds
+
+
+@needs_compiled
+def test_the_bigger_models_report_their_rate_against_the_peak(names_txt):
+    result = harness("--quick", "--input", str(names_txt), "--only", "train_64x2x64",
+                     "peak_mul_add")
+    assert result.returncode == 0, result.stderr
+    assert "train_64x2x64 (fused, 2 untimed + 1 timed steps) ..." in result.stderr
+    trained, peak = json.loads(result.stdout)["benchmarks"]
+    assert (trained["name"], trained["backend"]) == ("train_64x2x64", "fused")
+    assert (peak["name"], peak["backend"]) == ("peak_mul_add", "fused")
+    # the probe: every instruction set the CPU has, the kernels' one timed
+    from microgpt import _peak
+    assert list(peak["gflops"]) == list(_peak.supported_isas())
+    assert all(rate > 0 for rate in peak["gflops"].values())
+    assert peak["result"] == peak["gflops"][peak["kernel_isa"]]
+    assert peak["ops_per_sec"] == pytest.approx(peak["result"] * 1e9)
+    # the training: one step a run, its flops over the same process's peak
+    recipe = LONG["train_64x2x64"]
+    lines = long_documents(load_docs(names_txt))
+    tokenizer = Tokenizer(lines)
+    config = recipe.config(tokenizer.vocab_size)
+    assert trained["iterations"] == 1 and trained["repeats"] == 1
+    assert trained["per_step_ms"] == trained["time_ms"] > 0
+    assert trained["flops_per_step"] == training_flops(config, recipe.block_size)
+    assert trained["gflops"] == pytest.approx(trained["flops_per_step"] / trained["time_ms"] / 1e6)
+    assert trained["kernel_isa"] == peak["kernel_isa"]
+    assert trained["peak_gflops"] == peak["result"]        # one probe per process
+    assert trained["peak_ratio"] == pytest.approx(trained["gflops"] / peak["result"])
+    assert 0 < trained["peak_ratio"] < 1
+    # seed 42, recipe v1, the lines unshuffled: the loss of the third of 3 steps
+    from microgpt.fused import FusedGPT
+    model = FusedGPT(config, microgpt.random.Random(42))
+    losses = list(train(model, lines, tokenizer, 3, **recipe.training()))
+    assert trained["result"] == losses[-1]
+
+
+@needs_compiled
+def test_documents_too_short_for_the_context_are_an_error(tmp_path):
+    (tmp_path / "short.txt").write_text("ab\ncd\n")
+    result = harness("--quick", "--input", str(tmp_path / "short.txt"), "--only", "train_64x2x64")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "line 1 of the long documents (30 names a line) is shorter than the 64-token " \
+           "context" in result.stderr
+
+
+@needs_compiled
+def test_the_peak_probe_counts_its_flops_and_rejects_bad_arguments():
+    from microgpt import _peak
+    supported = _peak.supported_isas()
+    assert supported[0] == "portable" and set(supported) <= set(_peak.ISAS)
+    flops, seconds = _peak.mul_add_rate("portable", 1000)
+    assert flops == 1000 * 2 * _peak.ACCUMULATORS and seconds > 0
+    lanes = {"portable": 1, "avx2": 4, "avx512": 8}
+    for isa in supported:
+        assert _peak.mul_add_rate(isa, 10)[0] == 10 * 2 * _peak.ACCUMULATORS * lanes[isa]
+        assert _peak.mul_add_rate(isa, 0)[0] == 0
+    for isa in set(_peak.ISAS) - set(supported):
+        with pytest.raises(ValueError, match="cannot run"):
+            _peak.mul_add_rate(isa, 10)
+    for isa, iterations, error in [
+            ("avx", 10, ValueError), ("AVX2", 10, ValueError), ("", 10, ValueError),
+            (None, 10, TypeError), (b"portable", 10, TypeError), (2, 10, TypeError),
+            ("portable", -1, ValueError), ("portable", _peak.MAX_ITERATIONS + 1, ValueError),
+            ("portable", 2 ** 200, ValueError), ("portable", 1.0, TypeError),
+            ("portable", "10", TypeError), ("portable", None, TypeError)]:
+        with pytest.raises(error):
+            _peak.mul_add_rate(isa, iterations)

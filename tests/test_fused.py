@@ -89,6 +89,31 @@ def test_relu_squared_is_pow_not_a_product():
         relu_squared(Tensor([[1e300]]))
 
 
+@pytest.mark.parametrize("isa", ["best", "avx2", "portable"])
+def test_relu_squared_forward_and_backward_in_every_instruction_set(isa):
+    """The vector kernels square where the product is pow's result and ask
+    pow elsewhere; the gradient skips x <= 0 and NaN (no + 0.0 there)."""
+    rng = stdlib_random.Random(4)
+    x = (squares_pow_rounds_differently() + [-1.5, 0.0, -0.0, 1e-200, 1e150, 3.0, float("nan"),
+         float("inf"), -float("inf"), 2.0 ** -60, 2.0 ** 60, 2.0 ** 61, 5e-324]
+         + [rng.gauss(0, 1) for _ in range(101)])
+    dy = [rng.gauss(0, 1) for _ in x]
+    script = ("import json, sys\n"
+              "from microgpt.fused import Tensor, linear, relu_squared\n"
+              "x, dy = [[float.fromhex(v) for v in row] for row in json.loads(sys.stdin.read())]\n"
+              "t = Tensor([x]); out = relu_squared(t); linear(out, Tensor([dy])).backward()\n"
+              "print(json.dumps([[v.hex() for v in out.tolist()[0]],"
+              " [v.hex() for v in t.grad.tolist()[0]]]))")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         input=json.dumps([[v.hex() for v in x], [v.hex() for v in dy]]),
+                         env=dict(os.environ, MICROGPT_KERNELS=isa))
+    assert run.returncode == 0, run.stderr
+    xs = values([x])
+    ys = [[xi.relu() ** 2 for xi in row] for row in xs]
+    scalar.linear(ys[0], values([dy]))[0].backward()
+    assert json.loads(run.stdout) == [hexes(data(ys))[0], hexes([[v.grad for v in xs[0]]])[0]]
+
+
 def test_relu_is_max_of_0():
     rng = stdlib_random.Random(2)
     x = [[-1.5, 0.0, -0.0, 1e-320, -1e-320, float("nan"), float("inf"), -float("inf"), 3.0]
@@ -343,20 +368,85 @@ def test_sampling_weights_equal_microgpt_py(temperature):
         assert [p.hex() for p in a] == [p.hex() for p in b]
 
 
-def test_portable_kernels_equal_the_vector_ones(names_txt):
-    """MICROGPT_DISABLE_AVX2=1 switches to the portable C loops: the same run."""
-    script = ("import sys, json; from microgpt import random; from microgpt.data import *; "
-              "from microgpt.model import Config; from microgpt.fused import FusedGPT; "
-              "from microgpt.train import train\n"
-              "rng = random.Random(42); docs = load_docs(sys.argv[1]); rng.shuffle(docs)\n"
-              "tok = Tokenizer(docs); m = FusedGPT(Config(tok.vocab_size, n_embd=12, n_head=3), rng)\n"
-              "losses = [x.hex() for x in train(m, docs, tok, 60)]\n"
-              "print(json.dumps([losses, [x.hex() for x in m.params]]))")
-    runs = [subprocess.run([sys.executable, "-c", script, str(names_txt)], capture_output=True,
-                           text=True, env=dict(os.environ, MICROGPT_DISABLE_AVX2=flag))
-            for flag in ("0", "1")]
-    assert runs[0].returncode == runs[1].returncode == 0, runs[1].stderr
-    assert json.loads(runs[0].stdout) == json.loads(runs[1].stdout)
+# The vector kernels: each instruction set against the portable C loops (which
+# the tests above hold to the scalar graph), on models big enough to fill their
+# tiles and with sizes that leave rows and columns over.
+KERNEL_RUN = """
+import json, sys
+from microgpt import random
+from microgpt._fused import kernel_isa
+from microgpt.benchmark import long_documents
+from microgpt.data import Tokenizer, load_docs
+from microgpt.fused import FusedGPT
+from microgpt.recipe import RECIPES
+from microgpt.train import sample, train
+config, recipe, steps, per_line = json.loads(sys.argv[2])
+docs = load_docs(sys.argv[1])
+docs = long_documents(docs, per_line) if per_line > 1 else docs
+rng = random.Random(42)
+tokenizer = Tokenizer(docs)
+recipe = RECIPES[recipe].replace(**config)
+model = FusedGPT(recipe.config(tokenizer.vocab_size), rng)
+losses = [x.hex() for x in train(model, docs, tokenizer, steps, **recipe.training())]
+names = [sample(model, tokenizer, rng, 0.5) for _ in range(3)]
+print(json.dumps([kernel_isa(), losses, [x.hex() for x in model.params], names]))
+"""
+
+KERNEL_CONFIGS = [
+    (dict(), "v1", 60, 1),                                              # microgpt.py's model
+    (dict(n_embd=12, n_head=3, block_size=16), "v2", 40, 1),
+    (dict(n_embd=64, n_head=4, n_layer=2, block_size=64), "v1", 3, 30),
+    (dict(n_embd=60, n_head=4, n_layer=2, block_size=37), "v2", 3, 30),   # head_dim 15
+    (dict(n_embd=128, n_head=4, n_layer=4, block_size=128), "v1", 2, 30),
+]
+
+
+@pytest.mark.parametrize("config, recipe, steps, per_line", KERNEL_CONFIGS,
+                         ids=["default", "v2-small", "64x2x64", "60x2x37-v2", "128x4x128"])
+def test_every_instruction_set_computes_the_same_run(names_txt, config, recipe, steps, per_line):
+    """MICROGPT_KERNELS=portable (the plain C loops), avx2 and the CPU's best:
+    the same losses, parameters and samples, bit for bit."""
+    runs = {}
+    for isa in ("portable", "avx2", "best"):
+        env = dict(os.environ, MICROGPT_KERNELS=isa, MICROGPT_DISABLE_AVX2="0")
+        run = subprocess.run([sys.executable, "-c", KERNEL_RUN, str(names_txt),
+                              json.dumps([config, recipe, steps, per_line])],
+                             capture_output=True, text=True, env=env)
+        assert run.returncode == 0, run.stderr
+        used, *result = json.loads(run.stdout)
+        runs[used] = result
+    assert "portable" in runs
+    assert all(result == runs["portable"] for result in runs.values()), sorted(runs)
+
+
+def test_disable_avx2_means_the_portable_loops():
+    script = "from microgpt._fused import kernel_isa; print(kernel_isa())"
+    for env, expected in [(dict(MICROGPT_DISABLE_AVX2="1"), {"portable"}),
+                          (dict(MICROGPT_KERNELS="portable"), {"portable"}),
+                          (dict(MICROGPT_KERNELS="avx2"), {"avx2", "portable"})]:
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             env=dict(os.environ, **env))
+        assert run.stdout.strip() in expected
+
+
+BIG_EXACT = [(dict(n_embd=64, n_head=4, n_layer=2, block_size=64), 2),
+             (dict(n_embd=128, n_head=4, n_layer=4, block_size=3), 2)]
+
+
+@pytest.mark.parametrize("config, steps", BIG_EXACT, ids=["64x2x64", "128x4x3"])
+def test_bigger_models_train_as_the_exact_path(config, steps):
+    """The scalar graph (the --exact path) and the fast path, from the same
+    draws, end two steps with the same parameters, bit for bit: the vector
+    kernels' full tiles against microgpt.py's Values."""
+    results = []
+    for which in (0, 1):
+        models = both_models(config, seed=5)
+        model, docs, tokenizer = models[which], models[2], models[3]
+        losses = list(train(model, docs, tokenizer, steps, **V1.training()))
+        params = [p.data for p in model.params] if which == 0 else list(model.params)
+        results.append(([x.hex() for x in losses], [x.hex() for x in params]))
+        del models, model
+    assert results[0] == results[1]
 
 
 # -- Adam ------------------------------------------------------------------------------
@@ -368,8 +458,8 @@ def adam_cases():
     return grads
 
 
-@pytest.mark.parametrize("portable", ["0", "1"], ids=["vector", "portable"])
-def test_adam_equals_microgpt_py_adam(portable):
+@pytest.mark.parametrize("isa", ["best", "avx2", "portable"])
+def test_adam_equals_microgpt_py_adam(isa):
     """p.grad ** 2 and v_hat ** 0.5 are pow()'s results, even where pow rounds
     otherwise than x * x or sqrt; in both kernels."""
     script = ("import json, sys, random\n"
@@ -384,10 +474,10 @@ def test_adam_equals_microgpt_py_adam(portable):
               "    opt.step(step, 0.01 * (1 - step / 10))\n"
               "print(json.dumps([x.hex() for x in params.data]))")
     grads = adam_cases()
-    assert len(grads) % 4 == 3      # the vector kernel's last parameters are the portable loop's
+    assert len(grads) % 8 == 7      # the vector kernels' last parameters are the portable loop's
     run = subprocess.run([sys.executable, "-c", script], input=json.dumps(grads),
                          capture_output=True, text=True,
-                         env=dict(os.environ, MICROGPT_DISABLE_AVX2=portable))
+                         env=dict(os.environ, MICROGPT_KERNELS=isa))
     assert run.returncode == 0, run.stderr
     rng = stdlib_random.Random(9)
     params = [Value(rng.gauss(0, 1)) for _ in grads]

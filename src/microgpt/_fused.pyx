@@ -32,6 +32,7 @@ cdef extern from "Python.h":
     Py_ssize_t PyNumber_AsSsize_t(object o, object exc) except? -1
 
 cdef extern from "fused.h":
+    const char *fused_kernel_isa() noexcept nogil
     void fused_linear(const double *x, const double *w, double *y,
                       ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout) noexcept nogil
     void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
@@ -63,7 +64,7 @@ cdef extern from "fused.h":
                                   const double *sums, const double *dout, double *dq,
                                   double *const *dk, double *const *dv, double *scratch,
                                   ptrdiff_t rows, ptrdiff_t first, ptrdiff_t n_embd,
-                                  ptrdiff_t n_head, double scale) noexcept nogil
+                                  ptrdiff_t n_head, double scale, int separate) noexcept nogil
     void fused_attention_visit_order(ptrdiff_t p, ptrdiff_t n_embd, ptrdiff_t n_head,
                                      ptrdiff_t *order) noexcept nogil
     int fused_cross_entropy(const double *logits, const ptrdiff_t *targets, double *exps,
@@ -76,6 +77,13 @@ cdef extern from "fused.h":
     void fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
                     double lr_t, double beta1, double beta2, double eps,
                     double bias1, double bias2) noexcept nogil
+
+
+def kernel_isa():
+    """The instruction set the kernels run with on this CPU: "avx512", "avx2"
+    or "portable" (MICROGPT_KERNELS=avx2 or =portable in the environment
+    caps it)."""
+    return fused_kernel_isa().decode()
 
 
 cdef enum Op:
@@ -439,7 +447,8 @@ cdef int _attention_backward(Tensor t) except -1:
         dv = _rows(t._inputs, keys_end, values_end, n, True)
         scratch = _alloc(_product(2, n), False)
         fused_attention_backward(q._data, k, v, t._saved, t._saved2, t._grad, q._grad, dk, dv,
-                                 scratch, t.rows, t._first, t.cols, t._n_head, t._scale)
+                                 scratch, t.rows, t._first, t.cols, t._n_head, t._scale,
+                                 _distinct(t._inputs))
     finally:
         PyMem_Free(k)
         PyMem_Free(v)
@@ -447,6 +456,12 @@ cdef int _attention_backward(Tensor t) except -1:
         PyMem_Free(dv)
         PyMem_Free(scratch)
     return 0
+
+
+cdef bint _distinct(tuple tensors):
+    """No tensor comes twice in tensors: their memory is separate (each
+    tensor owns its own, or views a matrix of its own in Parameters)."""
+    return len({id(t) for t in tensors}) == len(tensors)
 
 
 cdef double **_rows(tuple tensors, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t n,

@@ -17,6 +17,12 @@ warm-up run), ``ops_per_sec`` is iterations per second at that median, and
 one. ``result`` is what the workload computed (the last draw, a loss, the
 logits), so that backends can be checked against each other. Progress goes to
 stderr; stdout holds nothing but the JSON.
+
+The bigger models (LONG) run on the fused backend only, one training step
+per timed run, and add ``flops_per_step``, ``gflops`` and ``peak_ratio``: the
+GFLOP/s of their matrix products over the peak rate of separate multiplies
+and adds that ``peak_mul_add`` probes (microgpt._peak), in the same process,
+for the instruction set the fused kernels run with.
 """
 import argparse
 import datetime
@@ -30,6 +36,7 @@ import time
 
 import microgpt
 from microgpt import engine, random as mrandom
+from microgpt._backend import compiled
 from microgpt.data import DataError, Tokenizer, load_docs, names_path
 from microgpt.model import GPT, Config
 from microgpt.recipe import V1, V2
@@ -41,6 +48,14 @@ TRAINING = {"train_500": V1, "train_1000_v2": V2}   # microgpt.py's default runs
 MODEL = ["gpt_forward_10", "training_step_1", *TRAINING]     # those the fused GPT changes
 CONFIG = dict(n_embd=16, n_head=4, n_layer=1, block_size=8)     # microgpt.py's model
 VOCAB_SIZE = 27
+LONG = {    # bigger models of recipe v1, on documents that fill their context
+    "train_128x4x128": V1.replace(n_embd=128, n_head=4, n_layer=4, block_size=128),
+    "train_64x2x64": V1.replace(n_embd=64, n_head=4, n_layer=2, block_size=64),
+}
+# Fused backend only: the bigger models take minutes a step on the scalar
+# graph, and the probe measures what the fused kernels could reach.
+FUSED_ONLY = [*LONG, "peak_mul_add"]
+PEAK_SECONDS = 0.02     # one timed run of the peak probe, per instruction set
 
 
 class Backend:
@@ -171,15 +186,97 @@ def training(recipe):
     return make
 
 
+def long_documents(names, per_line=30):
+    """Documents that fill a long context: the names in their order, each
+    consecutive group of per_line joined by a space (the last group may be
+    shorter).
+
+    >>> long_documents(["emma", "olivia", "ava"], per_line=2)
+    ['emma olivia', 'ava']
+    """
+    if per_line < 1:
+        raise ValueError(f"per_line must be at least 1, not {per_line}")
+    return [" ".join(names[i:i + per_line]) for i in range(0, len(names), per_line)]
+
+
+def training_flops(config, positions):
+    """The floating-point operations of one training step (forward and
+    backward) on a document of `positions` positions, T = min(block_size,
+    len(tokens) - 1), counting the multiply-adds of the matrix products and
+    of attention only, 2 flops each. A linear layer nin -> nout is 3 * 2*T*nin*nout
+    (forward, input gradient, weight gradient); attention, per layer and head
+    of head_dim d, is 6 * 2*d per causal (query, key) pair, T*(T+1)/2 pairs:
+    q.k and weights*v forward, four such products backward."""
+    n_embd, T = config.n_embd, positions
+    linears = config.n_layer * (4 * n_embd * n_embd + 2 * n_embd * 4 * n_embd) \
+        + n_embd * config.vocab_size                    # attention's four, the MLP's two; lm_head
+    pairs = T * (T + 1) // 2
+    attention = config.n_layer * config.n_head * 6 * 2 * config.head_dim * pairs
+    return 3 * 2 * T * linears + attention
+
+
+def long_training(recipe):
+    """The steps of a training of recipe's model on long_documents of the
+    names, in file order (unshuffled: the timing does not depend on the
+    order, and the steps are the first lines), one step per call."""
+    def make(b, docs, steps):
+        lines = long_documents(docs)
+        tokenizer = Tokenizer(lines)
+        short = [step for step in range(steps)
+                 if len(lines[step % len(lines)]) + 1 < recipe.block_size]
+        if short:       # names.txt never: 30 names and 29 spaces outgrow a block of 128
+            raise DataError(f"line {short[0] % len(lines) + 1} of the long documents (30 names "
+                            f"a line) is shorter than the {recipe.block_size}-token context")
+        model = b.model(recipe.config(tokenizer.vocab_size), b.Random(recipe.seed))
+        losses = train(model, lines, tokenizer, steps, **recipe.training())
+        return lambda: next(losses), training_flops(model.config, recipe.block_size)
+    return make
+
+
+def peak_mul_add(isa, runs):
+    """The peak-rate probe of microgpt._peak with instruction set isa:
+    (GFLOP/s at the median time, the times in ms, the flops of one run).
+    Runs of doubling length first (untimed: they also wake the vector units
+    up) find a length of about PEAK_SECONDS, then `runs` runs are timed.
+    Measured once per process; later calls give the same numbers."""
+    if isa not in _peaks:
+        _peak = compiled("_peak")
+        iterations = 1 << 12
+        while True:
+            flops, seconds = _peak.mul_add_rate(isa, iterations)
+            if seconds >= PEAK_SECONDS / 4 or iterations >= _peak.MAX_ITERATIONS:
+                break
+            iterations *= 2
+        iterations = min(_peak.MAX_ITERATIONS,
+                         max(1, round(iterations * PEAK_SECONDS / max(seconds, 1e-9))))
+        timed = [_peak.mul_add_rate(isa, iterations) for _ in range(runs)]
+        times = [seconds * 1e3 for _, seconds in timed]
+        flops = timed[0][0]
+        _peaks[isa] = (flops / statistics.median(times) / 1e6, times, flops)
+    return _peaks[isa]
+
+
+_peaks = {}     # by instruction set: what peak_mul_add measured
+
+
+def kernel_isa():
+    """The instruction set the fused kernels run with: "avx512", "avx2" or
+    "portable" (microgpt._fused.kernel_isa; before it existed, AVX2 where the
+    CPU has it)."""
+    supported = compiled("_peak").supported_isas()
+    guess = lambda: "avx2" if "avx2" in supported else "portable"
+    return getattr(compiled("_fused"), "kernel_isa", guess)()
+
+
 class Benchmark:
     """A workload with its description, its size and how often to time it."""
 
-    def __init__(self, make, description, iterations, repeats, warmup=True, python_repeats=None):
-        self.make = make                # backend (and docs, for TRAINING) -> workload
+    def __init__(self, make, description, iterations, repeats, warmup=1, python_repeats=None):
+        self.make = make                # backend (and docs, for TRAINING and LONG) -> workload
         self.description = description
         self.iterations = iterations    # operations in one run of the workload
         self.repeats = repeats          # timed runs, by default
-        self.warmup = warmup            # an untimed run first
+        self.warmup = warmup            # untimed runs first
         self.python_repeats = python_repeats or repeats
 
 
@@ -207,17 +304,28 @@ BENCHMARKS = {
     "train_500": Benchmark(
         training(V1), "microgpt.py's default training on names.txt, loaded and shuffled "
         "(seed 42): build the model, 500 steps (per_step_ms is per step)", 500, 3,
-        warmup=False, python_repeats=1),
+        warmup=0, python_repeats=1),
     "train_1000_v2": Benchmark(
         training(V2), "the same with microgpt.py's final revision (recipe v2): block 16, "
-        "relu, 1000 steps (per_step_ms is per step)", 1000, 3, warmup=False, python_repeats=1),
+        "relu, 1000 steps (per_step_ms is per step)", 1000, 3, warmup=0, python_repeats=1),
+    "train_128x4x128": Benchmark(
+        long_training(LONG["train_128x4x128"]), "recipe v1 with n_embd 128, n_head 4, n_layer "
+        "4, block_size 128 (seed 42), on names.txt 30 names a line, in file order: one "
+        "training step a run (fused only), 2 untimed, then 10 timed", 1, 10, warmup=2),
+    "train_64x2x64": Benchmark(
+        long_training(LONG["train_64x2x64"]), "the same with n_embd 64, n_head 4, n_layer 2, "
+        "block_size 64: 2 untimed steps, then 30 timed", 1, 30, warmup=2),
+    "peak_mul_add": Benchmark(
+        None, "the CPU's peak rate of separate double multiplies and adds, one core "
+        "(microgpt._peak): GFLOP/s by instruction set; a run is one of about 20 ms with "
+        "the fused kernels' one, iterations its flops", 1, 5),
 }
 
 
 def measure(workload, repeats, warmup):
-    """Time `repeats` runs of the workload (after an untimed one, if warmup),
-    in ms; and what the last run returned."""
-    if warmup:
+    """Time `repeats` runs of the workload (after `warmup` untimed ones), in
+    ms; and what the last run returned."""
+    for _ in range(warmup):
         workload()
     times = []
     for _ in range(repeats):
@@ -229,32 +337,68 @@ def measure(workload, repeats, warmup):
 
 def run_benchmark(name, backend, repeats, docs, progress):
     bench = BENCHMARKS[name]
-    workload = bench.make(backend, docs) if name in TRAINING else bench.make(backend)
-    repeats = repeats or (bench.python_repeats if backend.name == "python" else bench.repeats)
-    progress(f"{name} ({backend.name}, {repeats} run{'s' * (repeats > 1)}) ... ")
-    times, result = measure(workload, repeats, bench.warmup)
+    if name == "peak_mul_add":
+        return run_peak(bench, backend, repeats, progress)
+    runs = repeats or (bench.python_repeats if backend.name == "python" else bench.repeats)
+    if name in LONG:
+        workload, flops = bench.make(backend, docs, bench.warmup + runs)
+        progress(f"{name} ({backend.name}, {bench.warmup} untimed + {runs} timed steps) ... ")
+    else:
+        workload = bench.make(backend, docs) if name in TRAINING else bench.make(backend)
+        progress(f"{name} ({backend.name}, {runs} run{'s' * (runs > 1)}) ... ")
+    times, result = measure(workload, runs, bench.warmup)
+    entry = _entry(name, bench, backend.name, bench.iterations, times, result)
+    if name in TRAINING:
+        entry["per_step_ms"] = entry["time_ms"] / bench.iterations
+    if name in LONG:        # a run is a step
+        isa = kernel_isa()
+        peak = peak_mul_add(isa, repeats or BENCHMARKS["peak_mul_add"].repeats)[0]
+        gflops = flops / entry["time_ms"] / 1e6
+        entry.update(per_step_ms=entry["time_ms"], flops_per_step=flops, gflops=gflops,
+                     kernel_isa=isa, peak_gflops=peak, peak_ratio=gflops / peak)
+        progress(f"{entry['time_ms']:.3f} ms a step, {gflops:.1f} GFLOP/s, "
+                 f"{entry['peak_ratio']:.1%} of {isa}'s peak\n")
+    else:
+        progress(f"{entry['time_ms']:.3f} ms\n")
+    return entry
+
+
+def run_peak(bench, backend, repeats, progress):
+    """peak_mul_add's entry: the probe's rate with each instruction set the
+    CPU has, its times those of the fused kernels' one."""
+    runs = repeats or bench.repeats
+    progress(f"peak_mul_add ({runs} run{'s' * (runs > 1)} each) ... ")
+    gflops = {isa: peak_mul_add(isa, runs)[0] for isa in compiled("_peak").supported_isas()}
+    isa = kernel_isa()
+    rate, times, flops = peak_mul_add(isa, runs)
+    progress(", ".join(f"{name} {value:.1f}" for name, value in gflops.items()) + " GFLOP/s\n")
+    entry = _entry("peak_mul_add", bench, backend.name, flops, times, rate)
+    entry.update(gflops=gflops, kernel_isa=isa)
+    return entry
+
+
+def _entry(name, bench, backend, iterations, times, result):
     median = statistics.median(times)
-    progress(f"{median:.3f} ms\n")
-    entry = {
+    return {
         "name": name,
         "description": bench.description,
-        "backend": backend.name,
-        "iterations": bench.iterations,
+        "backend": backend,
+        "iterations": iterations,
         "time_ms": median,
-        "ops_per_sec": bench.iterations / (median / 1e3) if median > 0 else math.inf,
+        "ops_per_sec": iterations / (median / 1e3) if median > 0 else math.inf,
         "min_ms": min(times),
         "max_ms": max(times),
-        "repeats": repeats,
+        "repeats": len(times),
         "result": result,
     }
-    if name in TRAINING:
-        entry["per_step_ms"] = median / bench.iterations
-    return entry
 
 
 def runs_of(name, backend, top):
     """The backends a benchmark runs on, for --backend `backend` (None: the
-    default), the baselines of its speedup last."""
+    default), the baselines of its speedup last. FUSED_ONLY run on "fused"
+    where it is among them, else on none."""
+    if name in FUSED_ONLY:
+        return ["fused"] if backend in (None, "fused", "all") and top != "python" else []
     if backend in ("compiled", "fused", "python"):
         return [backend]
     runs = [top]
@@ -263,6 +407,11 @@ def runs_of(name, backend, top):
     if backend == "all" or (backend is None and name in STANDARD and top != "python"):
         runs.append("python")
     return runs
+
+
+def _and(names):
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
 
 
 def machine():
@@ -300,9 +449,11 @@ def build_parser():
                              "python: the pure-Python backend; all: all three. Default: "
                              "compiled, fused where it differs (the model benchmarks), and "
                              "the pure-Python runs of the six standard benchmarks that give "
-                             "each its speedup")
+                             "each its speedup. The bigger models and the peak probe run on "
+                             "fused only (by default, with fused and with all)")
     parser.add_argument("--repeat", type=int, metavar="N",
-                        help="timed runs per benchmark (default: 3 to 7, by benchmark)")
+                        help="timed runs per benchmark (default: 3 to 7, by benchmark; "
+                             "the bigger models' timed steps: 10 and 30)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     parser.add_argument("--quick", action="store_true",
                         help="one timed run each, for tests and CI")
@@ -336,8 +487,16 @@ def main(argv=None):
     def progress(text):
         print(text, end="", file=sys.stderr, flush=True)
 
+    idle = [name for name in names if not runs_of(name, args.backend, top)]
+    if idle:
+        where = f"--backend {args.backend}" if args.backend else "MICROGPT_PUREPYTHON=1"
+        if args.only:
+            parser.error(f"{idle[0]} runs on the fused backend only, not with {where}")
+        progress(f"{parser.prog}: skipping {_and(idle)}: fused backend only, not with {where}\n")
+        names = [name for name in names if name not in idle]
+
     docs = None
-    training = [name for name in names if name in TRAINING]
+    training = [name for name in names if name in TRAINING or name in LONG]
     if training:
         try:
             docs = load_docs(args.input if args.input else names_path())
@@ -345,8 +504,8 @@ def main(argv=None):
             if args.only or args.input:     # asked for: an error
                 print(f"{parser.prog}: error: {exc}", file=sys.stderr)
                 return 2
-            print(f"{parser.prog}: skipping {' and '.join(training)}: {exc}", file=sys.stderr)
-            names = [name for name in names if name not in TRAINING]
+            print(f"{parser.prog}: skipping {_and(training)}: {exc}", file=sys.stderr)
+            names = [name for name in names if name not in training]
 
     entries = []
     try:
@@ -360,6 +519,9 @@ def main(argv=None):
                 if backend_name in measured and "python" in measured:
                     measured[backend_name]["speedup"] = (measured["python"]["time_ms"]
                                                          / measured[backend_name]["time_ms"])
+    except DataError as exc:                # documents too short for a long context
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\n{parser.prog}: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,598 @@
+/*
+ * The matrix kernels of fused.c, written once for vectors of any width and
+ * compiled once per instruction set: fused.c includes this file with
+ *
+ *   VW        doubles per vector (4: AVX2, 8: AVX-512)
+ *   K(name)   this copy's name for name
+ *   KERNEL    the attributes of its functions (the target instruction set)
+ *
+ * Each computes what the portable loops of fused.c compute, double for
+ * double. A sum is kept in one vector lane from its first term to its last,
+ * in the order microgpt.py adds them, and the lanes are different sums:
+ * different outputs, positions or keys. The parallelism is across sums,
+ * never within one. A tile is MR rows by NV vectors: MR * NV * VW
+ * independent sums advanced together, enough to keep the multiplier and the
+ * adder busy (4 x 3 accumulators fill 12 of AVX2's 16 registers, the rest
+ * hold the operands).
+ *
+ * Where a tile reaches past the last row, its extra rows repeat the last
+ * one: they compute the same sums from the same values and store the same
+ * results, so nothing is written that the true row does not write.
+ * The operators are GCC's vector extensions; a vector times a double
+ * multiplies each lane by it. With -ffp-contract=off every a + b * c is two
+ * roundings, as in Python.
+ */
+
+#define MR TILE_ROWS
+#define NV TILE_VECTORS
+#define PANEL (NV * VW)         /* columns of one tile */
+
+typedef double K(vec) __attribute__((vector_size(VW * 8)));
+typedef double K(uvec) __attribute__((vector_size(VW * 8), aligned(8), may_alias));
+#define VEC K(vec)
+#define LOAD(p) (*(const K(uvec) *)(p))
+#define STORE(p, v) (*(K(uvec) *)(p) = (v))
+#define INLINE KERNEL static inline __attribute__((always_inline))
+
+
+/* Dot products ------------------------------------------------------------ */
+
+/* pack[j * PANEL + c] = rows[s0 + c][j] for j < len: PANEL rows side by side,
+   those past n (and so past the last row) as 0.0 */
+INLINE void K(pack_panel)(const double *const *rows, ptrdiff_t s0, ptrdiff_t n,
+                          ptrdiff_t len, double *pack)
+{
+    ptrdiff_t j, c;
+
+    for (c = 0; c < PANEL; c++) {
+        const double *row = s0 + c < n ? rows[s0 + c] : 0;
+        for (j = 0; j < len; j++)
+            pack[j * PANEL + c] = row ? row[j] : 0.0;
+    }
+}
+
+/* out[r][c] = sum(xr[r][j] * pack[j][c] for j), from 0.0, j first to last
+   (reverse: last to first), for MR rows and PANEL columns */
+INLINE void K(dot_tile)(const double *const *xr, const double *pack, ptrdiff_t len,
+                        int reverse, double out[MR][PANEL])
+{
+    VEC acc[MR][NV];
+    ptrdiff_t n, j;
+    int r, v;
+
+    for (r = 0; r < MR; r++)
+        for (v = 0; v < NV; v++)
+            acc[r][v] = (VEC){0};
+    for (n = 0; n < len; n++) {
+        VEC wv[NV];
+        j = reverse ? len - 1 - n : n;
+#pragma GCC unroll 8
+        for (v = 0; v < NV; v++)
+            wv[v] = LOAD(pack + j * PANEL + v * VW);
+#pragma GCC unroll 8
+        for (r = 0; r < MR; r++) {
+            const double s = xr[r][j];
+#pragma GCC unroll 8
+            for (v = 0; v < NV; v++)
+                acc[r][v] = acc[r][v] + wv[v] * s;
+        }
+    }
+    for (r = 0; r < MR; r++)
+        for (v = 0; v < NV; v++)
+            STORE(&out[r][v * VW], acc[r][v]);
+}
+
+/* y[t][i] = sum(w[i][j] * x[t][j] for j), from 0.0: microgpt.py's linear,
+   a panel of PANEL outputs at a time (pack: nin * PANEL doubles, wrows: PANEL
+   pointers) */
+KERNEL static void K(linear)(const double *x, const double *w, double *y, ptrdiff_t rows,
+                             ptrdiff_t nin, ptrdiff_t nout, double *pack, const double **wrows)
+{
+    double out[MR][PANEL] __attribute__((aligned(64)));
+    const double *xr[MR];
+    ptrdiff_t i0, t0, c;
+    int r;
+
+    for (i0 = 0; i0 < nout; i0 += PANEL) {
+        const ptrdiff_t width = nout - i0 < PANEL ? nout - i0 : PANEL;
+        for (c = 0; c < width; c++)
+            wrows[c] = w + (i0 + c) * nin;
+        K(pack_panel)(wrows, 0, width, nin, pack);
+        for (t0 = 0; t0 < rows; t0 += MR) {
+            for (r = 0; r < MR; r++)
+                xr[r] = x + (t0 + r < rows ? t0 + r : rows - 1) * nin;
+            K(dot_tile)(xr, pack, nin, 0, out);
+            for (r = 0; r < MR && t0 + r < rows; r++)
+                for (c = 0; c < width; c++)
+                    y[(t0 + r) * nout + i0 + c] = out[r][c];
+        }
+    }
+}
+
+
+/* Sums of rows ------------------------------------------------------------- */
+
+/* acc[r] += a(r, k) * b_k, k over the terms in order: the accumulation of
+   the backward passes, each row of the tile a sum of rows b_k (NV vectors
+   from column j0) times numbers. */
+#define ROW_SUMS_TILE(nv, load_acc, k_loop, b_row, a_of_r, live_r, store_acc)   \
+    do {                                                                        \
+        VEC acc_[MR][NV];                                                       \
+        int r_, v_;                                                             \
+        for (r_ = 0; r_ < MR; r_++)                                             \
+            for (v_ = 0; v_ < (nv); v_++)                                       \
+                acc_[r_][v_] = LOAD(load_acc(r_) + v_ * VW);                    \
+        k_loop {                                                                \
+            const double *b_ = (b_row);                                         \
+            VEC bv_[NV];                                                        \
+            _Pragma("GCC unroll 8")                                             \
+            for (v_ = 0; v_ < (nv); v_++)                                       \
+                bv_[v_] = LOAD(b_ + v_ * VW);                                   \
+            _Pragma("GCC unroll 8")                                             \
+            for (r_ = 0; r_ < MR; r_++)                                         \
+                if (live_r(r_)) {                                               \
+                    const double a_ = a_of_r(r_);                               \
+                    _Pragma("GCC unroll 8")                                     \
+                    for (v_ = 0; v_ < (nv); v_++)                               \
+                        acc_[r_][v_] = acc_[r_][v_] + bv_[v_] * a_;             \
+                }                                                               \
+        }                                                                       \
+        for (r_ = 0; r_ < MR; r_++)                                             \
+            for (v_ = 0; v_ < (nv); v_++)                                       \
+                STORE(store_acc(r_) + v_ * VW, acc_[r_][v_]);                   \
+    } while (0)
+
+#define ALWAYS(r) 1
+
+/* dw[i][j] += x[t][j] * dy[t][i], t from the last position to the first:
+   tiles of MR outputs i by NV vectors of j */
+INLINE void K(weight_tile)(const double *x, const double *dy, double *dw, ptrdiff_t rows,
+                           ptrdiff_t nin, ptrdiff_t nout, ptrdiff_t i0, ptrdiff_t j0,
+                           const int nv)
+{
+    ptrdiff_t ir[MR], t;
+    int r;
+
+    for (r = 0; r < MR; r++)
+        ir[r] = i0 + r < nout ? i0 + r : nout - 1;
+#define DW(r) (dw + ir[r] * nin + j0)
+#define G(r) gt[ir[r]]
+    {
+        const double *gt;
+        ROW_SUMS_TILE(nv, DW, for (t = rows - 1; t >= 0 && (gt = dy + t * nout, 1); t--),
+                      x + t * nin + j0, G, ALWAYS, DW);
+    }
+#undef DW
+#undef G
+}
+
+KERNEL static void K(linear_backward_weight)(const double *x, const double *dy, double *dw,
+                                             ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
+{
+    const ptrdiff_t whole = nin / VW * VW;
+    ptrdiff_t i0, j0, i, j, t;
+
+    for (j0 = 0; j0 + PANEL <= whole; j0 += PANEL)
+        for (i0 = 0; i0 < nout; i0 += MR)
+            K(weight_tile)(x, dy, dw, rows, nin, nout, i0, j0, NV);
+    for (; j0 < whole; j0 += VW)
+        for (i0 = 0; i0 < nout; i0 += MR)
+            K(weight_tile)(x, dy, dw, rows, nin, nout, i0, j0, 1);
+    for (i = 0; i < nout; i++)                  /* the columns left over */
+        for (j = whole; j < nin; j++) {
+            double a = dw[i * nin + j];
+            for (t = rows - 1; t >= 0; t--)
+                a += x[t * nin + j] * dy[t * nout + i];
+            dw[i * nin + j] = a;
+        }
+}
+
+/* dx[t] += w_rows[o] * dy_cols[o][t * dy_stride] for the outputs o in the
+   row's order: ws[k] = w_rows[o], gs[k] = dy_cols[o] for the k-th. The rows
+   tr of a tile share that order (repeats allowed, as above). */
+INLINE void K(input_tile)(const double *const *ws, const double *const *gs, ptrdiff_t dy_stride,
+                          double *dx, const ptrdiff_t *tr, ptrdiff_t nin, ptrdiff_t nout,
+                          ptrdiff_t j0, const int nv)
+{
+    ptrdiff_t off[MR], k;
+    int r;
+
+    for (r = 0; r < MR; r++)
+        off[r] = tr[r] * dy_stride;
+#define DX(r) (dx + tr[r] * nin + j0)
+#define G(r) gs[k][off[r]]
+    ROW_SUMS_TILE(nv, DX, for (k = 0; k < nout; k++), ws[k] + j0, G, ALWAYS, DX);
+#undef DX
+#undef G
+}
+
+/* ws: 2 * nout pointers of scratch */
+KERNEL static void K(linear_backward_input)(const double *const *w_rows,
+                                            const double *const *dy_cols, ptrdiff_t dy_stride,
+                                            const ptrdiff_t *order, double *dx, ptrdiff_t rows,
+                                            ptrdiff_t nin, ptrdiff_t nout, const double **ws)
+{
+    const double **gs = ws + nout;
+    const ptrdiff_t whole = nin / VW * VW;
+    const ptrdiff_t *shared = 0;        /* the order ws and gs are in */
+    ptrdiff_t t0, tr[MR], k, j, j0;
+    int r, same;
+
+    for (t0 = 0; t0 < rows; t0 += same) {
+        const ptrdiff_t *o0 = order ? order + t0 * nout : 0;
+        if (t0 == 0 || (order && memcmp(o0, shared, nout * sizeof *o0) != 0)) {
+            for (k = 0; k < nout; k++) {
+                const ptrdiff_t o = order ? o0[k] : nout - 1 - k;
+                ws[k] = w_rows[o];
+                gs[k] = dy_cols[o];
+            }
+            shared = o0;
+        }
+        /* the rows after t0 with its order */
+        for (same = 1; same < MR && t0 + same < rows; same++)
+            if (order && memcmp(o0 + same * nout, o0, nout * sizeof *o0) != 0)
+                break;
+        for (r = 0; r < MR; r++)
+            tr[r] = t0 + (r < same ? r : same - 1);
+        for (j0 = 0; j0 + PANEL <= whole; j0 += PANEL)
+            K(input_tile)(ws, gs, dy_stride, dx, tr, nin, nout, j0, NV);
+        for (; j0 < whole; j0 += VW)
+            K(input_tile)(ws, gs, dy_stride, dx, tr, nin, nout, j0, 1);
+        for (r = 0; r < same; r++)              /* the columns left over */
+            for (j = whole; j < nin; j++) {
+                double a = dx[tr[r] * nin + j];
+                for (k = 0; k < nout; k++)
+                    a += ws[k][j] * gs[k][tr[r] * dy_stride];
+                dx[tr[r] * nin + j] = a;
+            }
+    }
+}
+
+
+/* Attention ------------------------------------------------------------------ */
+
+/* For one head (columns hs .. hs + len of q's rows, and of the key rows k):
+   e[r][s] = (q[r] . k[s]) * scale for the positions s <= first + r that row
+   r attends to, 0.0 after them; e row r at exps + r * stride. */
+KERNEL static void K(attention_logits)(const double *q, ptrdiff_t q_stride,
+                                       const double *const *k, double *exps, ptrdiff_t stride,
+                                       ptrdiff_t rows, ptrdiff_t first, ptrdiff_t len,
+                                       double scale, int reverse, double *pack)
+{
+    double out[MR][PANEL] __attribute__((aligned(64)));
+    const ptrdiff_t positions = first + rows;
+    const double *xr[MR];
+    ptrdiff_t s0, r0, s, c;
+    int r;
+
+    for (s0 = 0; s0 < positions; s0 += PANEL) {
+        K(pack_panel)(k, s0, positions, len, pack);
+        /* rows before s0 - first do not reach this panel */
+        for (r0 = s0 - first > 0 ? s0 - first : 0; r0 < rows; r0 += MR) {
+            for (r = 0; r < MR; r++)
+                xr[r] = q + (r0 + r < rows ? r0 + r : rows - 1) * q_stride;
+            K(dot_tile)(xr, pack, len, reverse, out);
+            for (r = 0; r < MR && r0 + r < rows; r++) {
+                double *e = exps + (r0 + r) * stride;
+                const ptrdiff_t n = first + r0 + r + 1;
+                for (c = 0; c < PANEL && s0 + c < positions; c++)
+                    e[s0 + c] = s0 + c < n ? out[r][c] * scale : 0.0;
+            }
+        }
+        for (r = 0; r < (s0 - first < rows ? s0 - first : rows); r++)
+            for (s = s0; s < s0 + PANEL && s < positions; s++)
+                exps[r * stride + s] = 0.0;
+    }
+}
+
+/* acc[r] += a[r][s] * b[s] over the positions s of each row, from s_start
+   (first to last) or down from the row's last one (reverse): the sums of
+   the attention's output and of the queries' gradients. Row r of the tile
+   attends to first + r0 + r + 1 positions. */
+INLINE void K(position_sums_tile)(const double *a, ptrdiff_t a_stride, const double *a_scale,
+                                  const double *const *b, double *out, ptrdiff_t out_stride,
+                                  ptrdiff_t rows, ptrdiff_t first, ptrdiff_t r0,
+                                  ptrdiff_t j0, int reverse, const int nv)
+{
+    ptrdiff_t tr[MR], n[MR], s;
+    int r;
+
+    for (r = 0; r < MR; r++) {
+        tr[r] = r0 + r < rows ? r0 + r : rows - 1;
+        n[r] = first + tr[r] + 1;
+    }
+#define OUT(r) (out + tr[r] * out_stride + j0)
+#define A(r) (a_scale ? a[tr[r] * a_stride + s] * a_scale[tr[r]] : a[tr[r] * a_stride + s])
+#define LIVE(r) (s < n[r])
+    if (!reverse)
+        ROW_SUMS_TILE(nv, OUT, for (s = 0; s < n[MR - 1]; s++), b[s] + j0, A, LIVE, OUT);
+    else
+        ROW_SUMS_TILE(nv, OUT, for (s = n[MR - 1] - 1; s >= 0; s--), b[s] + j0, A, LIVE, OUT);
+#undef OUT
+#undef A
+#undef LIVE
+}
+
+/* acc[s] += a[r][s] * b[r] over the rows r that attend to position s, the
+   last first: the sums of the keys' and the values' gradients. */
+INLINE void K(row_sums_tile)(const double *a, ptrdiff_t a_stride, const double *a_scale,
+                             const double *b, ptrdiff_t b_stride, double *const *out,
+                             ptrdiff_t positions, ptrdiff_t rows, ptrdiff_t first,
+                             ptrdiff_t s0, ptrdiff_t j0, const int nv)
+{
+    ptrdiff_t ts[MR], lowest[MR], r;
+    int i;
+
+    for (i = 0; i < MR; i++) {
+        ts[i] = s0 + i < positions ? s0 + i : positions - 1;
+        lowest[i] = ts[i] - first > 0 ? ts[i] - first : 0;   /* the first row attending to it */
+    }
+#define OUT(i) (out[ts[i]] + j0)
+#define A(i) (a_scale ? a[r * a_stride + ts[i]] * a_scale[r] : a[r * a_stride + ts[i]])
+#define LIVE(i) (r >= lowest[i])
+    ROW_SUMS_TILE(nv, OUT, for (r = rows - 1; r >= lowest[0]; r--), b + r * b_stride + j0, A,
+                  LIVE, OUT);
+#undef OUT
+#undef A
+#undef LIVE
+}
+
+/* The column blocks of a head: NV vectors while they fit, then one, then
+   the columns left over one by one (scalar, in fused.c's order). */
+#define HEAD_COLUMNS(len, call)                                                 \
+    do {                                                                        \
+        const ptrdiff_t whole_ = (len) / VW * VW;                               \
+        ptrdiff_t j0;                                                           \
+        for (j0 = 0; j0 + PANEL <= whole_; j0 += PANEL)                         \
+            call(NV);                                                           \
+        for (; j0 < whole_; j0 += VW)                                           \
+            call(1);                                                            \
+    } while (0)
+
+/* sum((e[s] * inverse) * v[s][j] for s), from 0.0, for the columns j of
+   one head that are left over after its whole vectors */
+KERNEL static void K(values_left_over)(const double *e, double inverse, const double *const *v,
+                                       double *out, ptrdiff_t n, ptrdiff_t from, ptrdiff_t len)
+{
+    ptrdiff_t s, j;
+
+    for (j = from; j < len; j++) {
+        double sum = 0.0;
+        for (s = 0; s < n; s++)
+            sum = sum + (e[s] * inverse) * v[s][j];
+        out[j] = sum;
+    }
+}
+
+/*
+ * fused_attention in tiles, head by head: all the logits of a head at once
+ * (dot products of queries and keys), the softmax of each row in fused.c's
+ * order (so that the first failure is the same), then the weighted sums of
+ * the values. -1: no memory for its work space (the caller runs the loops).
+ */
+KERNEL static int K(attention)(const double *q, const double *const *k, const double *const *v,
+                               double *out, double *exps, double *sums, ptrdiff_t rows,
+                               ptrdiff_t first, ptrdiff_t n_embd, ptrdiff_t n_head, double scale)
+{
+    const ptrdiff_t head_dim = n_embd / n_head, positions = first + rows;
+    const ptrdiff_t stride = n_head * positions;
+    double *pack = malloc(head_dim * PANEL * sizeof *pack);
+    double *inverses = malloc(rows * sizeof *inverses);
+    const double **kh = malloc(positions * sizeof *kh);
+    ptrdiff_t h, r, s, r0;
+    int status = PYFLOAT_OK;
+
+    if (!pack || !inverses || !kh) {
+        status = -1;
+        goto done;
+    }
+    for (h = 0; h < n_head; h++) {
+        for (s = 0; s < positions; s++)
+            kh[s] = k[s] + h * head_dim;
+        K(attention_logits)(q + h * head_dim, n_embd, kh, exps + h * positions, stride, rows,
+                            first, head_dim, scale, 0, pack);
+    }
+    for (r = 0; r < rows; r++)
+        for (h = 0; h < n_head; h++) {
+            double *e = exps + (r * n_head + h) * positions;
+            double *total = sums + 2 * (r * n_head + h);
+            status = softmax_exps(e, e, first + r + 1, total);
+            if (status == PYFLOAT_OK)
+                status = pyfloat_pow(*total, -1.0, total + 1);
+            if (status != PYFLOAT_OK)
+                goto done;
+        }
+    memset(out, 0, rows * n_embd * sizeof *out);
+    for (h = 0; h < n_head; h++) {
+        const ptrdiff_t hs = h * head_dim;
+        for (s = 0; s < positions; s++)
+            kh[s] = v[s] + hs;
+        for (r = 0; r < rows; r++)
+            inverses[r] = sums[2 * (r * n_head + h) + 1];
+        for (r0 = 0; r0 < rows; r0 += MR) {
+#define CALL(nv) K(position_sums_tile)(exps + h * positions, stride, inverses, kh, out + hs, \
+                                       n_embd, rows, first, r0, j0, 0, nv)
+            HEAD_COLUMNS(head_dim, CALL);
+#undef CALL
+        }
+        if (head_dim % VW)
+            for (r = 0; r < rows; r++)
+                K(values_left_over)(exps + h * positions + r * stride, inverses[r], kh,
+                                    out + r * n_embd + hs, first + r + 1,
+                                    head_dim / VW * VW, head_dim);
+    }
+done:
+    free(pack);
+    free(inverses);
+    free(kh);
+    return status;
+}
+
+/*
+ * fused_attention_backward in tiles, head by head, for q, keys and values
+ * that share no memory (each gradient is then a sum of its own, and the
+ * sums can be taken in any order of rows, each in fused.c's order of
+ * terms). -1: no memory for its work space.
+ */
+KERNEL static int K(attention_backward)(const double *q, const double *const *k,
+                                        const double *const *v, const double *exps,
+                                        const double *sums, const double *dout, double *dq,
+                                        double *const *dk, double *const *dv, ptrdiff_t rows,
+                                        ptrdiff_t first, ptrdiff_t n_embd, ptrdiff_t n_head,
+                                        double scale)
+{
+    const ptrdiff_t head_dim = n_embd / n_head, positions = first + rows;
+    const ptrdiff_t stride = n_head * positions, whole = head_dim / VW * VW;
+    double *pack = malloc(head_dim * PANEL * sizeof *pack);
+    double *dl = malloc(rows * positions * sizeof *dl);
+    double *de = malloc(positions * sizeof *de);
+    double *inverses = malloc(rows * sizeof *inverses);
+    const double **rows_of = malloc(2 * positions * sizeof *rows_of);
+    double **grads_of = malloc(2 * positions * sizeof *grads_of);
+    ptrdiff_t h, r, s, j, r0, s0, lowest;
+    int status = 0;
+
+    if (!pack || !dl || !de || !inverses || !rows_of || !grads_of) {
+        status = -1;
+        goto done;
+    }
+    for (h = 0; h < n_head; h++) {
+        const ptrdiff_t hs = h * head_dim;
+        const double *e_h = exps + h * positions;
+        const double **kh = rows_of, **vh = rows_of + positions;
+        double **dkh = grads_of, **dvh = grads_of + positions;
+        for (s = 0; s < positions; s++) {
+            kh[s] = k[s] + hs;
+            vh[s] = v[s] + hs;
+            dkh[s] = dk[s] + hs;
+            dvh[s] = dv[s] + hs;
+        }
+        for (r = 0; r < rows; r++)
+            inverses[r] = sums[2 * (r * n_head + h) + 1];
+        /* the weights' gradients: v[s] . dout[r], the last j first */
+        K(attention_logits)(dout + hs, n_embd, vh, dl, positions, rows, first, head_dim, 1.0, 1,
+                            pack);
+        /* through the softmax, exp and the scale: the logits' gradients */
+        for (r = 0; r < rows; r++) {
+            const ptrdiff_t n = first + r + 1;
+            const double *e = e_h + r * stride;
+            double *d = dl + r * positions;
+            softmax_exps_backward(e, sums[2 * (r * n_head + h)], inverses[r], d, de, n);
+            for (s = 0; s < n; s++)
+                d[s] = scale * (e[s] * de[s]);
+        }
+        /* v[s] += weight[r][s] * dout[r] and k[s] += dlogit[r][s] * q[r], the
+           last row first; q[r] += dlogit[r][s] * k[s], the last key first */
+        for (s0 = 0; s0 < positions; s0 += MR) {
+#define CALL(nv) K(row_sums_tile)(e_h, stride, inverses, dout + hs, n_embd, dvh, positions, \
+                                  rows, first, s0, j0, nv)
+            HEAD_COLUMNS(head_dim, CALL);
+#undef CALL
+#define CALL(nv) K(row_sums_tile)(dl, positions, 0, q + hs, n_embd, dkh, positions, rows, \
+                                  first, s0, j0, nv)
+            HEAD_COLUMNS(head_dim, CALL);
+#undef CALL
+        }
+        for (r0 = 0; r0 < rows; r0 += MR) {
+#define CALL(nv) K(position_sums_tile)(dl, positions, 0, kh, dq + hs, n_embd, rows, first, \
+                                       r0, j0, 1, nv)
+            HEAD_COLUMNS(head_dim, CALL);
+#undef CALL
+        }
+        for (j = whole; j < head_dim; j++) {    /* the columns left over */
+            for (s = 0; s < positions; s++) {
+                double a_v = dvh[s][j], a_k = dkh[s][j];
+                lowest = s - first > 0 ? s - first : 0;
+                for (r = rows - 1; r >= lowest; r--) {
+                    a_v += (e_h[r * stride + s] * inverses[r]) * dout[r * n_embd + hs + j];
+                    a_k += q[r * n_embd + hs + j] * dl[r * positions + s];
+                }
+                dvh[s][j] = a_v;
+                dkh[s][j] = a_k;
+            }
+            for (r = 0; r < rows; r++) {
+                double a = dq[r * n_embd + hs + j];
+                for (s = first + r; s >= 0; s--)
+                    a += kh[s][j] * dl[r * positions + s];
+                dq[r * n_embd + hs + j] = a;
+            }
+        }
+    }
+done:
+    free(pack);
+    free(dl);
+    free(de);
+    free(inverses);
+    free(rows_of);
+    free(grads_of);
+    return status;
+}
+
+
+/* Element by element ------------------------------------------------------- */
+
+typedef long long K(mask) __attribute__((vector_size(VW * 8)));
+#define MASK K(mask)
+
+/* relu(x) ** 2 as pyfloat_square(max(x, 0)): the product r * r wherever
+   Dekker's exact error shows it is pow's result too, else fused.c's
+   pyfloat_square (which asks pow) for the vector's lanes. */
+KERNEL static int K(relu_squared)(const double *x, double *y, ptrdiff_t n)
+{
+    const MASK exponent = (MASK){0} + 0x7ff0000000000000LL;
+    ptrdiff_t i, l;
+
+    for (i = 0; i + VW <= n; i += VW) {
+        const VEC xv = LOAD(x + i);
+        const VEC r = (VEC)((MASK)xv & (xv > 0.0));             /* max(0, x): 0.0 for NaN */
+        const VEC p = r * r;
+        const VEC c = PYFLOAT_SPLIT * r, hi = c - (c - r), lo = r - hi;
+        const VEC error = ((hi * hi - p) + 2.0 * hi * lo) + lo * lo;
+        const VEC abs_error = (VEC)((MASK)error & ~((MASK){0} + (long long)0x8000000000000000ULL));
+        const VEC ulp = (VEC)((MASK)p & exponent) * 0x1p-52;
+        const MASK ok = (r == 0.0) | ((r >= 0x1p-60) & (r <= 0x1p+60) &
+                                      (abs_error < PYFLOAT_NEAR_HALF * ulp));
+        int all = 1;
+        for (l = 0; l < VW; l++)
+            all &= ok[l] != 0;
+        if (all) {
+            STORE(y + i, p);
+            continue;
+        }
+        for (l = i; l < i + VW; l++) {
+            y[l] = pyfloat_square(x[l] > 0 ? x[l] : 0.0);
+            if (isinf(y[l]) && isfinite(x[l]))
+                return PYFLOAT_OVERFLOW;
+        }
+    }
+    for (; i < n; i++) {
+        y[i] = pyfloat_square(x[i] > 0 ? x[i] : 0.0);
+        if (isinf(y[i]) && isfinite(x[i]))
+            return PYFLOAT_OVERFLOW;
+    }
+    return PYFLOAT_OK;
+}
+
+/* dx += (2.0 * x) * dy where x > 0 (elsewhere dx is left as it is): the
+   loop of fused.c, which the compiler turns into vectors of this width */
+KERNEL static void K(relu_squared_backward)(const double *x, const double *dy, double *dx,
+                                            ptrdiff_t n)
+{
+    ptrdiff_t i;
+
+    for (i = 0; i < n; i++)
+        dx[i] = x[i] > 0 ? dx[i] + (2.0 * x[i]) * dy[i] : dx[i];
+}
+
+#undef MASK
+
+#undef MR
+#undef NV
+#undef PANEL
+#undef VEC
+#undef LOAD
+#undef STORE
+#undef INLINE
+#undef ROW_SUMS_TILE
+#undef ALWAYS
+#undef HEAD_COLUMNS
