@@ -184,22 +184,10 @@ void fused_linear(const double *x, const double *w, double *y,
     ptrdiff_t t, i, j;
 
 #ifdef HAVE_AVX2
-    if (rows >= LINEAR_TILE_ROWS && kernel_isa() >= ISA_AVX2) {
-        /* a panel of w transposed (nin rows of up to 3 vectors of 8), and
-           pointers to its rows */
-        double *pack = malloc(nin * 64 * sizeof *pack);
-        const double **wrows = malloc(64 * sizeof *wrows);
-        if (pack && wrows) {
-            if (kernel_isa() == ISA_AVX512)
-                linear_avx512(x, w, y, rows, nin, nout, pack, wrows);
-            else
-                linear_avx2(x, w, y, rows, nin, nout, pack, wrows);
-        }
-        free(pack);
-        free(wrows);
-        if (pack && wrows)
-            return;
-    }
+    if (rows >= LINEAR_TILE_ROWS && kernel_isa() >= ISA_AVX2 &&
+        (kernel_isa() == ISA_AVX512 ? linear_avx512(x, w, y, rows, nin, nout)
+                                    : linear_avx2(x, w, y, rows, nin, nout)) == 0)
+        return;
 #endif
     for (t = 0; t < rows; t++) {
         const double *xt = x + t * nin;
@@ -286,14 +274,16 @@ void fused_linear_backward_input(const double *const *w_rows, const double *cons
 {
 #ifdef HAVE_AVX2
     if (kernel_isa() >= ISA_AVX2) {
-        const double **scratch = malloc(2 * nout * sizeof *scratch);
+        /* the rows and outputs in their order: pointers, then indices */
+        const double **scratch = malloc(2 * nout * sizeof *scratch + 2 * rows * sizeof *order);
         if (scratch) {
+            ptrdiff_t *class = (ptrdiff_t *)(scratch + 2 * nout);
             if (kernel_isa() == ISA_AVX512)
                 linear_backward_input_avx512(w_rows, dy_cols, dy_stride, order, dx, rows,
-                                             nin, nout, scratch);
+                                             nin, nout, scratch, class);
             else
                 linear_backward_input_avx2(w_rows, dy_cols, dy_stride, order, dx, rows,
-                                           nin, nout, scratch);
+                                           nin, nout, scratch, class);
             free(scratch);
             return;
         }

@@ -83,16 +83,19 @@ INLINE void K(dot_tile)(const double *const *xr, const double *pack, ptrdiff_t l
 }
 
 /* y[t][i] = sum(w[i][j] * x[t][j] for j), from 0.0: microgpt.py's linear,
-   a panel of PANEL outputs at a time (pack: nin * PANEL doubles, wrows: PANEL
-   pointers) */
-KERNEL static void K(linear)(const double *x, const double *w, double *y, ptrdiff_t rows,
-                             ptrdiff_t nin, ptrdiff_t nout, double *pack, const double **wrows)
+   a panel of PANEL outputs at a time. -1: no memory for the panel (the
+   caller runs the plain loops). */
+KERNEL static int K(linear)(const double *x, const double *w, double *y, ptrdiff_t rows,
+                            ptrdiff_t nin, ptrdiff_t nout)
 {
     double out[MR][PANEL] __attribute__((aligned(64)));
-    const double *xr[MR];
+    double *pack = malloc(nin * PANEL * sizeof *pack);
+    const double *xr[MR], *wrows[PANEL];
     ptrdiff_t i0, t0, c;
     int r;
 
+    if (!pack)
+        return -1;
     for (i0 = 0; i0 < nout; i0 += PANEL) {
         const ptrdiff_t width = nout - i0 < PANEL ? nout - i0 : PANEL;
         for (c = 0; c < width; c++)
@@ -107,6 +110,8 @@ KERNEL static void K(linear)(const double *x, const double *w, double *y, ptrdif
                     y[(t0 + r) * nout + i0 + c] = out[r][c];
         }
     }
+    free(pack);
+    return 0;
 }
 
 
@@ -146,9 +151,9 @@ KERNEL static void K(linear)(const double *x, const double *w, double *y, ptrdif
 
 /* dw[i][j] += x[t][j] * dy[t][i], t from the last position to the first:
    tiles of MR outputs i by NV vectors of j */
-INLINE void K(weight_tile)(const double *x, const double *dy, double *dw, ptrdiff_t rows,
-                           ptrdiff_t nin, ptrdiff_t nout, ptrdiff_t i0, ptrdiff_t j0,
-                           const int nv)
+INLINE void K(weight_tile)(const double *x, const double *dy, double *dw, ptrdiff_t t_end,
+                           ptrdiff_t t_start, ptrdiff_t nin, ptrdiff_t nout, ptrdiff_t i0,
+                           ptrdiff_t j0, const int nv)
 {
     ptrdiff_t ir[MR], t;
     int r;
@@ -159,25 +164,35 @@ INLINE void K(weight_tile)(const double *x, const double *dy, double *dw, ptrdif
 #define G(r) gt[ir[r]]
     {
         const double *gt;
-        ROW_SUMS_TILE(nv, DW, for (t = rows - 1; t >= 0 && (gt = dy + t * nout, 1); t--),
+        ROW_SUMS_TILE(nv, DW,
+                      for (t = t_end - 1; t >= t_start && (gt = dy + t * nout, 1); t--),
                       x + t * nin + j0, G, ALWAYS, DW);
     }
 #undef DW
 #undef G
 }
 
+/* Long sums are split into blocks of terms, so that the rows a block reads
+   (BLOCK doubles, 64 KiB) stay in the caches nearest the core while every
+   tile uses them. A block continues where the previous one left each sum:
+   the terms are still added in order. */
+#define BLOCK 8192
+
 KERNEL static void K(linear_backward_weight)(const double *x, const double *dy, double *dw,
                                              ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
 {
-    const ptrdiff_t whole = nin / VW * VW;
-    ptrdiff_t i0, j0, i, j, t;
+    const ptrdiff_t whole = nin / VW * VW, block = BLOCK / PANEL;
+    ptrdiff_t i0, j0, i, j, t, end;
 
+    /* positions from the last: blocks of them, each over every output */
     for (j0 = 0; j0 + PANEL <= whole; j0 += PANEL)
-        for (i0 = 0; i0 < nout; i0 += MR)
-            K(weight_tile)(x, dy, dw, rows, nin, nout, i0, j0, NV);
+        for (end = rows; end > 0; end -= block)
+            for (i0 = 0; i0 < nout; i0 += MR)
+                K(weight_tile)(x, dy, dw, end, end > block ? end - block : 0, nin, nout,
+                               i0, j0, NV);
     for (; j0 < whole; j0 += VW)
         for (i0 = 0; i0 < nout; i0 += MR)
-            K(weight_tile)(x, dy, dw, rows, nin, nout, i0, j0, 1);
+            K(weight_tile)(x, dy, dw, rows, 0, nin, nout, i0, j0, 1);
     for (i = 0; i < nout; i++)                  /* the columns left over */
         for (j = whole; j < nin; j++) {
             double a = dw[i * nin + j];
@@ -191,8 +206,8 @@ KERNEL static void K(linear_backward_weight)(const double *x, const double *dy, 
    row's order: ws[k] = w_rows[o], gs[k] = dy_cols[o] for the k-th. The rows
    tr of a tile share that order (repeats allowed, as above). */
 INLINE void K(input_tile)(const double *const *ws, const double *const *gs, ptrdiff_t dy_stride,
-                          double *dx, const ptrdiff_t *tr, ptrdiff_t nin, ptrdiff_t nout,
-                          ptrdiff_t j0, const int nv)
+                          double *dx, const ptrdiff_t *tr, ptrdiff_t nin, ptrdiff_t k_start,
+                          ptrdiff_t k_end, ptrdiff_t j0, const int nv)
 {
     ptrdiff_t off[MR], k;
     int r;
@@ -201,50 +216,65 @@ INLINE void K(input_tile)(const double *const *ws, const double *const *gs, ptrd
         off[r] = tr[r] * dy_stride;
 #define DX(r) (dx + tr[r] * nin + j0)
 #define G(r) gs[k][off[r]]
-    ROW_SUMS_TILE(nv, DX, for (k = 0; k < nout; k++), ws[k] + j0, G, ALWAYS, DX);
+    ROW_SUMS_TILE(nv, DX, for (k = k_start; k < k_end; k++), ws[k] + j0, G, ALWAYS, DX);
 #undef DX
 #undef G
 }
 
-/* ws: 2 * nout pointers of scratch */
+/* ws: 2 * nout pointers and 2 * rows indices of scratch (class) */
 KERNEL static void K(linear_backward_input)(const double *const *w_rows,
                                             const double *const *dy_cols, ptrdiff_t dy_stride,
                                             const ptrdiff_t *order, double *dx, ptrdiff_t rows,
-                                            ptrdiff_t nin, ptrdiff_t nout, const double **ws)
+                                            ptrdiff_t nin, ptrdiff_t nout, const double **ws,
+                                            ptrdiff_t *class)
 {
     const double **gs = ws + nout;
-    const ptrdiff_t whole = nin / VW * VW;
-    const ptrdiff_t *shared = 0;        /* the order ws and gs are in */
-    ptrdiff_t t0, tr[MR], k, j, j0;
-    int r, same;
+    const ptrdiff_t whole = nin / VW * VW, block = BLOCK / PANEL;
+    ptrdiff_t *done = class + rows, t0, t, n, c0, tr[MR], k, k0, j, j0;
+    int r;
 
-    for (t0 = 0; t0 < rows; t0 += same) {
+    for (t = 0; t < rows; t++)
+        done[t] = 0;
+    for (t0 = 0; t0 < rows; t0++) {
         const ptrdiff_t *o0 = order ? order + t0 * nout : 0;
-        if (t0 == 0 || (order && memcmp(o0, shared, nout * sizeof *o0) != 0)) {
-            for (k = 0; k < nout; k++) {
-                const ptrdiff_t o = order ? o0[k] : nout - 1 - k;
-                ws[k] = w_rows[o];
-                gs[k] = dy_cols[o];
+        if (done[t0])
+            continue;
+        /* the rows whose outputs come in the order of row t0's */
+        for (n = 0, t = t0; t < rows; t++)
+            if (!done[t] && (!order || memcmp(order + t * nout, o0, nout * sizeof *o0) == 0)) {
+                class[n++] = t;
+                done[t] = 1;
             }
-            shared = o0;
+        for (k = 0; k < nout; k++) {
+            const ptrdiff_t o = order ? o0[k] : nout - 1 - k;
+            ws[k] = w_rows[o];
+            gs[k] = dy_cols[o];
         }
-        /* the rows after t0 with its order */
-        for (same = 1; same < MR && t0 + same < rows; same++)
-            if (order && memcmp(o0 + same * nout, o0, nout * sizeof *o0) != 0)
-                break;
-        for (r = 0; r < MR; r++)
-            tr[r] = t0 + (r < same ? r : same - 1);
+#define TILE_ROWS_OF_CLASS                                                      \
+        for (r = 0; r < MR; r++)                                                \
+            tr[r] = class[c0 + r < n ? c0 + r : n - 1]
         for (j0 = 0; j0 + PANEL <= whole; j0 += PANEL)
-            K(input_tile)(ws, gs, dy_stride, dx, tr, nin, nout, j0, NV);
+            for (k0 = 0; k0 < nout; k0 += block)
+                for (c0 = 0; c0 < n; c0 += MR) {
+                    TILE_ROWS_OF_CLASS;
+                    K(input_tile)(ws, gs, dy_stride, dx, tr, nin, k0,
+                                  k0 + block < nout ? k0 + block : nout, j0, NV);
+                }
         for (; j0 < whole; j0 += VW)
-            K(input_tile)(ws, gs, dy_stride, dx, tr, nin, nout, j0, 1);
-        for (r = 0; r < same; r++)              /* the columns left over */
-            for (j = whole; j < nin; j++) {
-                double a = dx[tr[r] * nin + j];
-                for (k = 0; k < nout; k++)
-                    a += ws[k][j] * gs[k][tr[r] * dy_stride];
-                dx[tr[r] * nin + j] = a;
+            for (c0 = 0; c0 < n; c0 += MR) {
+                TILE_ROWS_OF_CLASS;
+                K(input_tile)(ws, gs, dy_stride, dx, tr, nin, 0, nout, j0, 1);
             }
+#undef TILE_ROWS_OF_CLASS
+        for (c0 = 0; c0 < n; c0++)              /* the columns left over */
+            for (j = whole; j < nin; j++) {
+                double a = dx[class[c0] * nin + j];
+                for (k = 0; k < nout; k++)
+                    a += ws[k][j] * gs[k][class[c0] * dy_stride];
+                dx[class[c0] * nin + j] = a;
+            }
+        if (!order)
+            break;
     }
 }
 
@@ -376,16 +406,16 @@ KERNEL static int K(attention)(const double *q, const double *const *k, const do
 {
     const ptrdiff_t head_dim = n_embd / n_head, positions = first + rows;
     const ptrdiff_t stride = n_head * positions;
-    double *pack = malloc(head_dim * PANEL * sizeof *pack);
-    double *inverses = malloc(rows * sizeof *inverses);
-    const double **kh = malloc(positions * sizeof *kh);
+    /* work space: a panel of keys, the rows' inverses, pointers to the rows */
+    double *pack = malloc((head_dim * PANEL + rows) * sizeof(double)
+                          + positions * sizeof(double *));
+    double *inverses = pack + head_dim * PANEL;
+    const double **kh = (const double **)(inverses + rows);
     ptrdiff_t h, r, s, r0;
     int status = PYFLOAT_OK;
 
-    if (!pack || !inverses || !kh) {
-        status = -1;
-        goto done;
-    }
+    if (!pack)
+        return -1;
     for (h = 0; h < n_head; h++) {
         for (s = 0; s < positions; s++)
             kh[s] = k[s] + h * head_dim;
@@ -423,8 +453,6 @@ KERNEL static int K(attention)(const double *q, const double *const *k, const do
     }
 done:
     free(pack);
-    free(inverses);
-    free(kh);
     return status;
 }
 
@@ -443,19 +471,17 @@ KERNEL static int K(attention_backward)(const double *q, const double *const *k,
 {
     const ptrdiff_t head_dim = n_embd / n_head, positions = first + rows;
     const ptrdiff_t stride = n_head * positions, whole = head_dim / VW * VW;
-    double *pack = malloc(head_dim * PANEL * sizeof *pack);
-    double *dl = malloc(rows * positions * sizeof *dl);
-    double *de = malloc(positions * sizeof *de);
-    double *inverses = malloc(rows * sizeof *inverses);
-    const double **rows_of = malloc(2 * positions * sizeof *rows_of);
-    double **grads_of = malloc(2 * positions * sizeof *grads_of);
+    /* work space: a panel, the logits' gradients, de, the rows' inverses,
+       pointers to the key and value rows and to their gradients */
+    double *pack = malloc((head_dim * PANEL + rows * positions + positions + rows)
+                          * sizeof(double) + 4 * positions * sizeof(double *));
+    double *dl = pack + head_dim * PANEL, *de = dl + rows * positions, *inverses = de + positions;
+    const double **rows_of = (const double **)(inverses + rows);
+    double **grads_of = (double **)(rows_of + 2 * positions);
     ptrdiff_t h, r, s, j, r0, s0, lowest;
-    int status = 0;
 
-    if (!pack || !dl || !de || !inverses || !rows_of || !grads_of) {
-        status = -1;
-        goto done;
-    }
+    if (!pack)
+        return -1;
     for (h = 0; h < n_head; h++) {
         const ptrdiff_t hs = h * head_dim;
         const double *e_h = exps + h * positions;
@@ -518,14 +544,8 @@ KERNEL static int K(attention_backward)(const double *q, const double *const *k,
             }
         }
     }
-done:
     free(pack);
-    free(dl);
-    free(de);
-    free(inverses);
-    free(rows_of);
-    free(grads_of);
-    return status;
+    return 0;
 }
 
 
@@ -596,3 +616,4 @@ KERNEL static void K(relu_squared_backward)(const double *x, const double *dy, d
 #undef ROW_SUMS_TILE
 #undef ALWAYS
 #undef HEAD_COLUMNS
+#undef BLOCK

@@ -21,7 +21,7 @@ from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from libc.math cimport sqrt
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from microgpt._pyfloat cimport PYFLOAT_OK, pyfloat_pow, raise_for
 
@@ -127,6 +127,75 @@ cdef inline double *_alloc(Py_ssize_t n, bint zero) except NULL:
     return <double *>_alloc_items(n, sizeof(double), zero)
 
 
+# The values and gradients of tensors, kept for the next tensor of the same
+# size: a training step frees the matrices the next step asks for again, in
+# the same sizes, and taking them back here costs less than malloc and free
+# (and than the page faults of memory the C library gave back to the
+# system). Kept blocks of n doubles form a list threaded through their first
+# bytes, one list per size, in a table of _SIZES sizes found by n % _SIZES
+# and the slots after it. At most _KEPT_BYTES bytes are kept. All of this
+# runs with the GIL held, which keeps it whole across threads.
+cdef enum:
+    _SIZES = 512
+    _KEPT_PER_SIZE = 64
+    _KEPT_BYTES = 64 * 1024 * 1024
+
+cdef struct _Kept:
+    Py_ssize_t n                # doubles per block; 0: a free slot
+    void *first                 # the first kept block; each holds the next
+    Py_ssize_t count
+
+cdef _Kept _kept[_SIZES]
+cdef Py_ssize_t _kept_bytes = 0
+
+
+cdef _Kept *_kept_of(Py_ssize_t n) noexcept:
+    """The slot of blocks of n doubles (made if missing), or NULL if full."""
+    cdef Py_ssize_t i, slot
+    for i in range(_SIZES):
+        slot = (n + i) % _SIZES
+        if _kept[slot].n == n:
+            return &_kept[slot]
+        if _kept[slot].n == 0:
+            _kept[slot].n = n
+            return &_kept[slot]
+    return NULL
+
+
+cdef double *_matrix(Py_ssize_t n, bint zero) except NULL:
+    """n doubles for a tensor, zeroed or not: a kept block of that size if
+    there is one, else new memory."""
+    global _kept_bytes
+    cdef _Kept *kept = _kept_of(n) if n >= 1 else NULL
+    cdef void *p
+    if kept == NULL or kept.first == NULL:
+        return _alloc(n, zero)
+    p = kept.first
+    kept.first = (<void **>p)[0]
+    kept.count -= 1
+    _kept_bytes -= n * <Py_ssize_t>sizeof(double)
+    if zero:
+        memset(p, 0, n * sizeof(double))
+    return <double *>p
+
+
+cdef void _unmatrix(double *p, Py_ssize_t n) noexcept:
+    """Give back a block of n doubles from _matrix: kept, or freed."""
+    global _kept_bytes
+    cdef _Kept *kept
+    if p == NULL:
+        return
+    kept = _kept_of(n) if n >= 1 else NULL
+    if kept == NULL or kept.count >= _KEPT_PER_SIZE or \
+            _kept_bytes + n * <Py_ssize_t>sizeof(double) > _KEPT_BYTES:
+        PyMem_Free(p)
+        return
+    (<void **>p)[0] = kept.first
+    kept.first = p
+    kept.count += 1
+    _kept_bytes += n * sizeof(double)
+
+
 @cython.auto_pickle(False)
 cdef class _Array:
     """Memory of another object as a buffer of float64, for memoryview and numpy."""
@@ -194,6 +263,8 @@ cdef class Tensor:
     cdef tuple _inputs              # the tensors it was made from
     cdef double *_saved             # what its backward pass needs: scales, probabilities, exps
     cdef double *_saved2            # and more: RMSNORM mean squares, softmax totals
+    cdef Py_ssize_t _saved_n        # their sizes, in doubles
+    cdef Py_ssize_t _saved2_n
     cdef ptrdiff_t *_index          # EMBEDDING ids, CROSS_ENTROPY targets
     cdef ptrdiff_t *_order          # LINEAR: its outputs, per row, in the order their
                                     #   gradients reach its input (set by its consumer)
@@ -215,7 +286,7 @@ cdef class Tensor:
         if not copied or not copied[0] or any([len(row) != len(copied[0]) for row in copied]):
             raise ValueError("a Tensor needs a non-empty list of non-empty rows of equal length")
         self.rows, self.cols = len(copied), len(copied[0])
-        self._data = _alloc(_product(self.rows, self.cols), False)
+        self._data = _matrix(_product(self.rows, self.cols), False)
         self._owned = True
         for t in range(self.rows):
             for i in range(self.cols):
@@ -225,10 +296,10 @@ cdef class Tensor:
         if self._op == ATTENTION and self._qkv is not None:
             self._qkv.alive = False     # its linears' pointers to each other go stale
         if self._owned:
-            PyMem_Free(self._data)
-            PyMem_Free(self._grad)
-        PyMem_Free(self._saved)
-        PyMem_Free(self._saved2)
+            _unmatrix(self._data, self.rows * self.cols)
+            _unmatrix(self._grad, self.rows * self.cols)
+        _unmatrix(self._saved, self._saved_n)
+        _unmatrix(self._saved2, self._saved2_n)
         PyMem_Free(self._index)
         PyMem_Free(self._order)
 
@@ -261,7 +332,7 @@ cdef class Tensor:
         if self._grad == NULL:
             if not self._owned:
                 raise RuntimeError("a view has its gradient in its parameters")
-            self._grad = _alloc(self.rows * self.cols, True)
+            self._grad = _matrix(self.rows * self.cols, True)
         return 0
 
     def backward(self):
@@ -288,12 +359,21 @@ cdef class Tensor:
 cdef Tensor _node(Py_ssize_t rows, Py_ssize_t cols, int op, tuple inputs):
     """A new tensor made by op from inputs, its values not yet computed."""
     cdef Tensor t = Tensor.__new__(Tensor, _NODE)
-    t._data = _alloc(_product(rows, cols), False)
+    t._data = _matrix(_product(rows, cols), False)
     t.rows, t.cols = rows, cols
     t._owned = True
     t._op = op
     t._inputs = inputs
     return t
+
+
+cdef int _save(Tensor t, Py_ssize_t n, Py_ssize_t n2) except -1:
+    """Room in t for n and n2 doubles that its backward pass needs."""
+    t._saved = _matrix(n, False)
+    t._saved_n = n
+    t._saved2 = _matrix(n2, False)
+    t._saved2_n = n2
+    return 0
 
 
 cdef unsigned long long _pass = 0
@@ -609,8 +689,7 @@ def linear(Tensor x not None, Tensor w not None):
 def rmsnorm(Tensor x not None):
     """microgpt.py's rmsnorm(x) for each row of x."""
     cdef Tensor out = _node(x.rows, x.cols, RMSNORM, (x,))
-    out._saved = _alloc(x.rows, False)
-    out._saved2 = _alloc(x.rows, False)
+    _save(out, x.rows, x.rows)
     _check(fused_rmsnorm(x._data, out._data, out._saved, out._saved2, x.rows, x.cols))
     return out
 
@@ -675,8 +754,7 @@ def attention(Tensor q not None, keys, values, Py_ssize_t n_head):
     out._first, out._n_head, out._n_keys = n - q.rows, n_head, n_keys
     _check(pyfloat_pow(head_dim, 0.5, &root))            # head_dim**0.5
     _check(pyfloat_pow(root, -1.0, &out._scale))         # / x is * x**-1
-    out._saved = _alloc(_product(_product(q.rows, n_head), n), False)
-    out._saved2 = _alloc(_product(_product(2, q.rows), n_head), False)
+    _save(out, _product(_product(q.rows, n_head), n), _product(_product(2, q.rows), n_head))
     try:
         k = <const double **>_rows(inputs, 1, 1 + n_keys, n, False)
         v = <const double **>_rows(inputs, 1 + n_keys, len(inputs), n, False)
@@ -702,8 +780,7 @@ def cross_entropy(Tensor logits not None, targets):
         raise ValueError(f"cross_entropy: {n} targets for {logits.rows} rows")
     out = _node(1, 1, CROSS_ENTROPY, (logits,))
     out._index = _indices(copied, logits.cols, "target {} of {} classes")
-    out._saved = _alloc(_product(logits.rows, logits.cols), False)
-    out._saved2 = _alloc(_product(2, logits.rows), False)
+    _save(out, _product(logits.rows, logits.cols), _product(2, logits.rows))
     _check(fused_cross_entropy(logits._data, out._index, out._saved, out._saved2, out._data,
                                logits.rows, logits.cols))
     if logits._op == LINEAR and logits._order == NULL:
