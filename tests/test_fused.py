@@ -538,3 +538,24 @@ def test_the_cli_path_does_not_import_numpy():
     words = os.path.join(os.path.dirname(__file__), "conftest.py")   # any text file will do
     run = subprocess.run([sys.executable, "-c", check, words], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+def test_memory_kept_for_reuse_is_released_on_request():
+    """Freed tensors leave their memory for the next of their size; taken
+    back, a gradient starts at zero again, and release_kept_memory frees it."""
+    fused.release_kept_memory()
+    x = Tensor([[1.0, 2.0], [3.0, 4.0]])
+    y = relu(x)
+    cross_entropy(y, [0, 1]).backward()
+    del y
+    assert fused.release_kept_memory() > 0
+    assert fused.release_kept_memory() == 0
+    for _ in range(3):
+        y = relu(x)
+        loss = cross_entropy(y, [1, 0])
+        loss.backward()
+        expected = [list(row) for row in y.grad.tolist()]
+        del loss, y
+        z = relu(x)
+        cross_entropy(z, [1, 0]).backward()
+        assert z.grad.tolist() == expected      # from zero, not from the freed one's

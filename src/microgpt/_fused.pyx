@@ -196,6 +196,22 @@ cdef void _unmatrix(double *p, Py_ssize_t n) noexcept:
     _kept_bytes += n * sizeof(double)
 
 
+def release_kept_memory():
+    """Free the memory kept for reuse by tensors to come; returns its size in
+    bytes. (A training step's tensors free theirs into it, up to 64 MiB.)"""
+    global _kept_bytes
+    cdef Py_ssize_t i, released = _kept_bytes
+    cdef void *p
+    for i in range(_SIZES):
+        while _kept[i].first != NULL:
+            p = _kept[i].first
+            _kept[i].first = (<void **>p)[0]
+            PyMem_Free(p)
+        _kept[i].n = _kept[i].count = 0
+    _kept_bytes = 0
+    return released
+
+
 @cython.auto_pickle(False)
 cdef class _Array:
     """Memory of another object as a buffer of float64, for memoryview and numpy."""

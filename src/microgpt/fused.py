@@ -25,9 +25,11 @@ Tensor, Parameters, Adam = _fused.Tensor, _fused.Parameters, _fused.Adam
 embedding, add, linear, rmsnorm = _fused.embedding, _fused.add, _fused.linear, _fused.rmsnorm
 relu, relu_squared = _fused.relu, _fused.relu_squared
 softmax, attention, cross_entropy = _fused.softmax, _fused.attention, _fused.cross_entropy
+kernel_isa, release_kept_memory = _fused.kernel_isa, _fused.release_kept_memory
 
 __all__ = ["FusedGPT", "Tensor", "Parameters", "Adam", "embedding", "add", "linear",
-           "rmsnorm", "relu", "relu_squared", "softmax", "attention", "cross_entropy"]
+           "rmsnorm", "relu", "relu_squared", "softmax", "attention", "cross_entropy",
+           "kernel_isa", "release_kept_memory"]
 
 # The MLP's activation, by revision, as model.ACTIVATIONS.
 ACTIVATIONS = {"relu2": relu_squared, "relu": relu}
