@@ -27,13 +27,15 @@ DIRECTIVES = {
 }
 
 UNIX_FLAGS = ["-ffp-contract=off", "-fno-builtin-pow", "-fno-builtin-sin", "-fno-builtin-cos"]
+THREADS = ["-pthread"]     # the kernels' worker threads (csrc/threads.c)
 
 
 class BuildExt(build_ext):
     def build_extensions(self):
         if self.compiler.compiler_type == "unix":
             for ext in self.extensions:
-                ext.extra_compile_args = UNIX_FLAGS + ext.extra_compile_args
+                ext.extra_compile_args = UNIX_FLAGS + THREADS + ext.extra_compile_args
+                ext.extra_link_args = THREADS + ext.extra_link_args
         super().build_extensions()
 
 
@@ -41,7 +43,7 @@ extensions = [
     Extension("microgpt._engine", ["src/microgpt/_engine.pyx"], include_dirs=["csrc"]),
     Extension("microgpt._random", ["src/microgpt/_random.pyx", "csrc/mt19937.c"],
               include_dirs=["csrc"]),
-    Extension("microgpt._fused", ["src/microgpt/_fused.pyx", "csrc/fused.c"],
+    Extension("microgpt._fused", ["src/microgpt/_fused.pyx", "csrc/fused.c", "csrc/threads.c"],
               include_dirs=["csrc"]),
     Extension("microgpt._peak", ["src/microgpt/_peak.pyx", "csrc/peak.c"], include_dirs=["csrc"]),
 ]

@@ -17,6 +17,7 @@
 
 #include "fused.h"
 #include "pyfloat.h"
+#include "threads.h"
 
 /* Vector kernels for x86-64 CPUs, chosen at run time: the widest of AVX-512
    and AVX2 the CPU has, unless MICROGPT_KERNELS in the environment says
@@ -171,12 +172,99 @@ void fused_softmax_backward(const double *x, double scale, const double *dy, dou
 #undef TILE_VECTORS
 #undef K
 #undef KERNEL
+
+/* name##_avx512 or name##_avx2, as the CPU and the environment chose */
+#define BY_ISA(name, args) \
+    (kernel_isa() == ISA_AVX512 ? name##_avx512 args : name##_avx2 args)
 #endif
+
+/* The widest panel of kernels.h (8 doubles by 4 vectors): the unit of the
+   threads' shares of columns, so that each share is whole panels. */
+#define WIDEST_PANEL 32
+
+/* Work (multiply-adds) below which one thread does it all: waking the
+   others would cost more than it saves. */
+#define PARALLEL_WORK 131072.0
+
+/* The parts work splits into, at most `most`: one per thread if it is worth it. */
+static ptrdiff_t parts_for(double work, ptrdiff_t most)
+{
+    ptrdiff_t parts = threads_count();
+    if (work < PARALLEL_WORK || parts < 1)
+        return 1;
+    return parts < most ? parts : (most > 1 ? most : 1);
+}
+
+/* [*start, *end): part `part` of `parts` of n items, in whole units */
+static void share(ptrdiff_t n, ptrdiff_t unit, ptrdiff_t part, ptrdiff_t parts,
+                  ptrdiff_t *start, ptrdiff_t *end)
+{
+    const ptrdiff_t units = (n + unit - 1) / unit;
+    *start = units * part / parts * unit;
+    *end = units * (part + 1) / parts * unit;
+    if (*start > n)
+        *start = n;
+    if (*end > n)
+        *end = n;
+}
+
+int fused_set_threads(int n)
+{
+    return threads_set(n);
+}
+
+int fused_threads(void)
+{
+    return threads_count();
+}
 
 
 /* Linear ------------------------------------------------------------------- */
 
-#define LINEAR_TILE_ROWS 2
+#ifdef HAVE_AVX2
+/* A kernel's arguments, for the threads that share its work */
+struct linear_job {
+    const double *x, *w, *dy;
+    double *y, *dw, *dx;
+    const double *const *w_rows, *const *dy_cols;
+    const ptrdiff_t *order;
+    ptrdiff_t rows, nin, nout, dy_stride;
+    char *space;                        /* work space, `each` bytes per part */
+    size_t each;
+};
+
+static void linear_part(void *context, ptrdiff_t part, ptrdiff_t parts)
+{
+    struct linear_job *j = context;
+    ptrdiff_t start, end;
+    share(j->nout, WIDEST_PANEL, part, parts, &start, &end);
+    if (start < end)
+        BY_ISA(linear, (j->x, j->w, j->y, j->rows, j->nin, j->nout, start, end,
+                        (double *)(j->space + part * j->each)));
+}
+
+static void linear_backward_weight_part(void *context, ptrdiff_t part, ptrdiff_t parts)
+{
+    struct linear_job *j = context;
+    ptrdiff_t start, end;
+    share(j->nout, 8, part, parts, &start, &end);
+    if (start < end)
+        BY_ISA(linear_backward_weight, (j->x, j->dy, j->dw, j->rows, j->nin, j->nout,
+                                        start, end));
+}
+
+static void linear_backward_input_part(void *context, ptrdiff_t part, ptrdiff_t parts)
+{
+    struct linear_job *j = context;
+    const double **ws = (const double **)(j->space + part * j->each);
+    ptrdiff_t start, end;
+    share(j->nin, WIDEST_PANEL, part, parts, &start, &end);
+    if (start < end)
+        BY_ISA(linear_backward_input, (j->w_rows, j->dy_cols, j->dy_stride, j->order, j->dx,
+                                       j->rows, j->nin, j->nout, start, end, ws,
+                                       (ptrdiff_t *)(ws + 2 * j->nout)));
+}
+#endif
 
 void fused_linear(const double *x, const double *w, double *y,
                   ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
@@ -184,10 +272,19 @@ void fused_linear(const double *x, const double *w, double *y,
     ptrdiff_t t, i, j;
 
 #ifdef HAVE_AVX2
-    if (rows >= LINEAR_TILE_ROWS && kernel_isa() >= ISA_AVX2 &&
-        (kernel_isa() == ISA_AVX512 ? linear_avx512(x, w, y, rows, nin, nout)
-                                    : linear_avx2(x, w, y, rows, nin, nout)) == 0)
-        return;
+    if (rows >= 2 && kernel_isa() >= ISA_AVX2) {
+        /* each part packs panels of w: nin * WIDEST_PANEL doubles */
+        const ptrdiff_t parts = parts_for((double)rows * nin * nout,
+                                          (nout + WIDEST_PANEL - 1) / WIDEST_PANEL);
+        struct linear_job job = {x, w, 0, y, 0, 0, 0, 0, 0, rows, nin, nout, 0, 0,
+                                 nin * WIDEST_PANEL * sizeof(double)};
+        job.space = malloc(parts * job.each);
+        if (job.space) {
+            threads_run(linear_part, &job, parts);
+            free(job.space);
+            return;
+        }
+    }
 #endif
     for (t = 0; t < rows; t++) {
         const double *xt = x + t * nin;
@@ -256,12 +353,10 @@ void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
                                   ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
 {
 #ifdef HAVE_AVX2
-    if (kernel_isa() == ISA_AVX512) {
-        linear_backward_weight_avx512(x, dy, dw, rows, nin, nout);
-        return;
-    }
-    if (kernel_isa() == ISA_AVX2) {
-        linear_backward_weight_avx2(x, dy, dw, rows, nin, nout);
+    if (kernel_isa() >= ISA_AVX2) {
+        struct linear_job job = {x, 0, dy, 0, dw, 0, 0, 0, 0, rows, nin, nout, 0, 0, 0};
+        threads_run(linear_backward_weight_part, &job,
+                    parts_for((double)rows * nin * nout, (nout + 7) / 8));
         return;
     }
 #endif
@@ -274,17 +369,17 @@ void fused_linear_backward_input(const double *const *w_rows, const double *cons
 {
 #ifdef HAVE_AVX2
     if (kernel_isa() >= ISA_AVX2) {
-        /* the rows and outputs in their order: pointers, then indices */
-        const double **scratch = malloc(2 * nout * sizeof *scratch + 2 * rows * sizeof *order);
-        if (scratch) {
-            ptrdiff_t *class = (ptrdiff_t *)(scratch + 2 * nout);
-            if (kernel_isa() == ISA_AVX512)
-                linear_backward_input_avx512(w_rows, dy_cols, dy_stride, order, dx, rows,
-                                             nin, nout, scratch, class);
-            else
-                linear_backward_input_avx2(w_rows, dy_cols, dy_stride, order, dx, rows,
-                                           nin, nout, scratch, class);
-            free(scratch);
+        /* each part: the outputs in their order (2 * nout pointers), the
+           rows in classes (2 * rows indices) */
+        const ptrdiff_t parts = parts_for((double)rows * nin * nout,
+                                          (nin + WIDEST_PANEL - 1) / WIDEST_PANEL);
+        struct linear_job job = {0, 0, 0, 0, 0, dx, w_rows, dy_cols, order, rows, nin, nout,
+                                 dy_stride, 0, 2 * nout * sizeof(double *)
+                                               + 2 * rows * sizeof(ptrdiff_t)};
+        job.space = malloc(parts * job.each);
+        if (job.space) {
+            threads_run(linear_backward_input_part, &job, parts);
+            free(job.space);
             return;
         }
     }
@@ -406,6 +501,54 @@ void fused_relu_squared_backward(const double *x, const double *dy, double *dx, 
 
 /* Attention ------------------------------------------------------------------ */
 
+#ifdef HAVE_AVX2
+struct attention_job {
+    const double *q, *const *k, *const *v, *exps_in, *sums_in, *dout;
+    double *dq, *const *dk, *const *dv, *out;
+    ptrdiff_t rows, first, n_embd, n_head;
+    double scale;
+    char *space;                        /* work space, `each` bytes per part */
+    size_t each;
+};
+
+/* the heads of this part */
+static void heads(struct attention_job *j, ptrdiff_t part, ptrdiff_t parts,
+                  ptrdiff_t *start, ptrdiff_t *end)
+{
+    share(j->n_head, 1, part, parts, start, end);
+}
+
+static void attention_logits_part(void *context, ptrdiff_t part, ptrdiff_t parts)
+{
+    struct attention_job *j = context;
+    ptrdiff_t start, end;
+    heads(j, part, parts, &start, &end);
+    BY_ISA(attention_logits_of_heads, (j->q, j->k, (double *)j->exps_in, j->rows, j->first,
+                                       j->n_embd, j->n_head, j->scale, start, end,
+                                       j->space + part * j->each));
+}
+
+static void attention_values_part(void *context, ptrdiff_t part, ptrdiff_t parts)
+{
+    struct attention_job *j = context;
+    ptrdiff_t start, end;
+    heads(j, part, parts, &start, &end);
+    BY_ISA(attention_values_of_heads, (j->v, j->exps_in, j->sums_in, j->out, j->rows,
+                                       j->first, j->n_embd, j->n_head, start, end,
+                                       j->space + part * j->each));
+}
+
+static void attention_backward_part(void *context, ptrdiff_t part, ptrdiff_t parts)
+{
+    struct attention_job *j = context;
+    ptrdiff_t start, end;
+    heads(j, part, parts, &start, &end);
+    BY_ISA(attention_backward, (j->q, j->k, j->v, j->exps_in, j->sums_in, j->dout, j->dq,
+                                j->dk, j->dv, j->rows, j->first, j->n_embd, j->n_head,
+                                j->scale, start, end, j->space + part * j->each));
+}
+#endif
+
 int fused_attention(const double *q, const double *const *k, const double *const *v,
                     double *out, double *exps, double *sums, ptrdiff_t rows,
                     ptrdiff_t first, ptrdiff_t n_embd, ptrdiff_t n_head, double scale)
@@ -415,11 +558,29 @@ int fused_attention(const double *q, const double *const *k, const double *const
 
 #ifdef HAVE_AVX2
     if (rows > 1 && kernel_isa() >= ISA_AVX2) {
-        int status = kernel_isa() == ISA_AVX512
-            ? attention_avx512(q, k, v, out, exps, sums, rows, first, n_embd, n_head, scale)
-            : attention_avx2(q, k, v, out, exps, sums, rows, first, n_embd, n_head, scale);
-        if (status >= 0)
+        const ptrdiff_t parts = parts_for((double)rows * positions * n_embd, n_head);
+        struct attention_job job = {q, k, v, exps, sums, 0, 0, 0, 0, out, rows, first, n_embd,
+                                    n_head, scale, 0,
+                                    ATTENTION_SPACE(head_dim, rows, positions)};
+        job.space = malloc(parts * job.each);
+        if (job.space) {
+            int status = PYFLOAT_OK;
+            threads_run(attention_logits_part, &job, parts);
+            /* the softmax of each row, in the order of the loops below, so
+               that the first failure is theirs */
+            for (r = 0; r < rows && status == PYFLOAT_OK; r++)
+                for (h = 0; h < n_head && status == PYFLOAT_OK; h++) {
+                    double *e = exps + (r * n_head + h) * positions;
+                    double *total = sums + 2 * (r * n_head + h);
+                    status = softmax_exps(e, e, first + r + 1, total);
+                    if (status == PYFLOAT_OK)
+                        status = pyfloat_pow(*total, -1.0, total + 1);
+                }
+            if (status == PYFLOAT_OK)
+                threads_run(attention_values_part, &job, parts);
+            free(job.space);
             return status;
+        }
     }
 #endif
     for (r = 0; r < rows; r++) {
@@ -469,13 +630,16 @@ void fused_attention_backward(const double *q, const double *const *k,
 
 #ifdef HAVE_AVX2
     if (separate && rows > 1 && kernel_isa() >= ISA_AVX2) {
-        int status = kernel_isa() == ISA_AVX512
-            ? attention_backward_avx512(q, k, v, exps, sums, dout, dq, dk, dv, rows, first,
-                                        n_embd, n_head, scale)
-            : attention_backward_avx2(q, k, v, exps, sums, dout, dq, dk, dv, rows, first,
-                                      n_embd, n_head, scale);
-        if (status == 0)
+        const ptrdiff_t parts = parts_for((double)rows * positions * n_embd, n_head);
+        struct attention_job job = {q, k, v, exps, sums, dout, dq, dk, dv, 0, rows, first,
+                                    n_embd, n_head, scale, 0,
+                                    ATTENTION_BACKWARD_SPACE(head_dim, rows, positions)};
+        job.space = malloc(parts * job.each);
+        if (job.space) {
+            threads_run(attention_backward_part, &job, parts);
+            free(job.space);
             return;
+        }
     }
 #endif
     /* the last position first: a key or value gets its gradients from the
@@ -768,9 +932,10 @@ static ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff
 }
 #endif
 
-void fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
-                double lr_t, double beta1, double beta2, double eps,
-                double bias1, double bias2)
+/* fused_adam of parameters start .. start + n - 1 */
+static void adam_range(double *p, double *g, double *m, double *v, ptrdiff_t n,
+                       double lr_t, double beta1, double beta2, double eps,
+                       double bias1, double bias2)
 {
     const double one_minus_beta1 = 1 - beta1, one_minus_beta2 = 1 - beta2;
     ptrdiff_t i = 0;
@@ -790,4 +955,28 @@ void fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
         p[i] -= lr_t * m_hat / (pyfloat_root(v_hat) + eps);            /* v_hat ** 0.5 */
         g[i] = 0.0;
     }
+}
+
+struct adam_job {
+    double *p, *g, *m, *v;
+    ptrdiff_t n;
+    double lr_t, beta1, beta2, eps, bias1, bias2;
+};
+
+static void adam_part(void *context, ptrdiff_t part, ptrdiff_t parts)
+{
+    struct adam_job *j = context;
+    ptrdiff_t start, end;
+    share(j->n, 8, part, parts, &start, &end);
+    adam_range(j->p + start, j->g + start, j->m + start, j->v + start, end - start, j->lr_t,
+               j->beta1, j->beta2, j->eps, j->bias1, j->bias2);
+}
+
+void fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
+                double lr_t, double beta1, double beta2, double eps,
+                double bias1, double bias2)
+{
+    struct adam_job job = {p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2};
+    /* a parameter's update is some twenty operations */
+    threads_run(adam_part, &job, parts_for(20.0 * n, (n + 7) / 8));
 }

@@ -23,6 +23,12 @@
 /* The instruction set the kernels run with: "avx512", "avx2" or "portable". */
 const char *fused_kernel_isa(void);
 
+/* Threads for the kernels whose outputs split into independent parts (the
+   vector kernels: linear, attention, Adam), the caller's included: see
+   threads.h. The results do not depend on the number. */
+int fused_set_threads(int n);
+int fused_threads(void);
+
 /* y[t][i] = sum(w[i][j] * x[t][j] for j) -- microgpt.py's linear(x, w) */
 void fused_linear(const double *x, const double *w, double *y,
                   ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout);

@@ -83,21 +83,19 @@ INLINE void K(dot_tile)(const double *const *xr, const double *pack, ptrdiff_t l
 }
 
 /* y[t][i] = sum(w[i][j] * x[t][j] for j), from 0.0: microgpt.py's linear,
-   a panel of PANEL outputs at a time. -1: no memory for the panel (the
-   caller runs the plain loops). */
-KERNEL static int K(linear)(const double *x, const double *w, double *y, ptrdiff_t rows,
-                            ptrdiff_t nin, ptrdiff_t nout)
+   for the outputs i_start <= i < i_end, a panel of PANEL outputs at a time
+   (pack: nin * PANEL doubles) */
+KERNEL static void K(linear)(const double *x, const double *w, double *y, ptrdiff_t rows,
+                             ptrdiff_t nin, ptrdiff_t nout, ptrdiff_t i_start, ptrdiff_t i_end,
+                             double *pack)
 {
     double out[MR][PANEL] __attribute__((aligned(64)));
-    double *pack = malloc(nin * PANEL * sizeof *pack);
     const double *xr[MR], *wrows[PANEL];
     ptrdiff_t i0, t0, c;
     int r;
 
-    if (!pack)
-        return -1;
-    for (i0 = 0; i0 < nout; i0 += PANEL) {
-        const ptrdiff_t width = nout - i0 < PANEL ? nout - i0 : PANEL;
+    for (i0 = i_start; i0 < i_end; i0 += PANEL) {
+        const ptrdiff_t width = i_end - i0 < PANEL ? i_end - i0 : PANEL;
         for (c = 0; c < width; c++)
             wrows[c] = w + (i0 + c) * nin;
         K(pack_panel)(wrows, 0, width, nin, pack);
@@ -110,8 +108,6 @@ KERNEL static int K(linear)(const double *x, const double *w, double *y, ptrdiff
                     y[(t0 + r) * nout + i0 + c] = out[r][c];
         }
     }
-    free(pack);
-    return 0;
 }
 
 
@@ -153,13 +149,13 @@ KERNEL static int K(linear)(const double *x, const double *w, double *y, ptrdiff
    tiles of MR outputs i by NV vectors of j */
 INLINE void K(weight_tile)(const double *x, const double *dy, double *dw, ptrdiff_t t_end,
                            ptrdiff_t t_start, ptrdiff_t nin, ptrdiff_t nout, ptrdiff_t i0,
-                           ptrdiff_t j0, const int nv)
+                           ptrdiff_t i_end, ptrdiff_t j0, const int nv)
 {
     ptrdiff_t ir[MR], t;
     int r;
 
     for (r = 0; r < MR; r++)
-        ir[r] = i0 + r < nout ? i0 + r : nout - 1;
+        ir[r] = i0 + r < i_end ? i0 + r : i_end - 1;
 #define DW(r) (dw + ir[r] * nin + j0)
 #define G(r) gt[ir[r]]
     {
@@ -178,8 +174,10 @@ INLINE void K(weight_tile)(const double *x, const double *dy, double *dw, ptrdif
    the terms are still added in order. */
 #define BLOCK 8192
 
+/* for the outputs i_start <= i < i_end */
 KERNEL static void K(linear_backward_weight)(const double *x, const double *dy, double *dw,
-                                             ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
+                                             ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout,
+                                             ptrdiff_t i_start, ptrdiff_t i_end)
 {
     const ptrdiff_t whole = nin / VW * VW, block = BLOCK / PANEL;
     ptrdiff_t i0, j0, i, j, t, end;
@@ -187,13 +185,13 @@ KERNEL static void K(linear_backward_weight)(const double *x, const double *dy, 
     /* positions from the last: blocks of them, each over every output */
     for (j0 = 0; j0 + PANEL <= whole; j0 += PANEL)
         for (end = rows; end > 0; end -= block)
-            for (i0 = 0; i0 < nout; i0 += MR)
+            for (i0 = i_start; i0 < i_end; i0 += MR)
                 K(weight_tile)(x, dy, dw, end, end > block ? end - block : 0, nin, nout,
-                               i0, j0, NV);
+                               i0, i_end, j0, NV);
     for (; j0 < whole; j0 += VW)
-        for (i0 = 0; i0 < nout; i0 += MR)
-            K(weight_tile)(x, dy, dw, rows, 0, nin, nout, i0, j0, 1);
-    for (i = 0; i < nout; i++)                  /* the columns left over */
+        for (i0 = i_start; i0 < i_end; i0 += MR)
+            K(weight_tile)(x, dy, dw, rows, 0, nin, nout, i0, i_end, j0, 1);
+    for (i = i_start; i < i_end; i++)           /* the columns left over */
         for (j = whole; j < nin; j++) {
             double a = dw[i * nin + j];
             for (t = rows - 1; t >= 0; t--)
@@ -221,15 +219,17 @@ INLINE void K(input_tile)(const double *const *ws, const double *const *gs, ptrd
 #undef G
 }
 
-/* ws: 2 * nout pointers and 2 * rows indices of scratch (class) */
+/* for the columns col_start <= j < col_end (col_start a multiple of PANEL);
+   ws: 2 * nout pointers and class 2 * rows indices of work space */
 KERNEL static void K(linear_backward_input)(const double *const *w_rows,
                                             const double *const *dy_cols, ptrdiff_t dy_stride,
                                             const ptrdiff_t *order, double *dx, ptrdiff_t rows,
-                                            ptrdiff_t nin, ptrdiff_t nout, const double **ws,
+                                            ptrdiff_t nin, ptrdiff_t nout, ptrdiff_t col_start,
+                                            ptrdiff_t col_end, const double **ws,
                                             ptrdiff_t *class)
 {
     const double **gs = ws + nout;
-    const ptrdiff_t whole = nin / VW * VW, block = BLOCK / PANEL;
+    const ptrdiff_t whole = (col_end < nin ? col_end : nin / VW * VW), block = BLOCK / PANEL;
     ptrdiff_t *done = class + rows, t0, t, n, c0, tr[MR], k, k0, j, j0;
     int r;
 
@@ -253,7 +253,7 @@ KERNEL static void K(linear_backward_input)(const double *const *w_rows,
 #define TILE_ROWS_OF_CLASS                                                      \
         for (r = 0; r < MR; r++)                                                \
             tr[r] = class[c0 + r < n ? c0 + r : n - 1]
-        for (j0 = 0; j0 + PANEL <= whole; j0 += PANEL)
+        for (j0 = col_start; j0 + PANEL <= whole; j0 += PANEL)
             for (k0 = 0; k0 < nout; k0 += block)
                 for (c0 = 0; c0 < n; c0 += MR) {
                     TILE_ROWS_OF_CLASS;
@@ -267,7 +267,7 @@ KERNEL static void K(linear_backward_input)(const double *const *w_rows,
             }
 #undef TILE_ROWS_OF_CLASS
         for (c0 = 0; c0 < n; c0++)              /* the columns left over */
-            for (j = whole; j < nin; j++) {
+            for (j = whole > col_start ? whole : col_start; j < col_end; j++) {
                 double a = dx[class[c0] * nin + j];
                 for (k = 0; k < nout; k++)
                     a += ws[k][j] * gs[k][class[c0] * dy_stride];
@@ -395,94 +395,96 @@ KERNEL static void K(values_left_over)(const double *e, double inverse, const do
 }
 
 /*
- * fused_attention in tiles, head by head: all the logits of a head at once
- * (dot products of queries and keys), the softmax of each row in fused.c's
- * order (so that the first failure is the same), then the weighted sums of
- * the values. -1: no memory for its work space (the caller runs the loops).
+ * fused_attention in tiles, for the heads h_start <= h < h_end: the logits
+ * of a head at once (dot products of queries and keys; fused.c takes their
+ * softmax), then the weighted sums of its values. Work space: see
+ * ATTENTION_SPACE.
  */
-KERNEL static int K(attention)(const double *q, const double *const *k, const double *const *v,
-                               double *out, double *exps, double *sums, ptrdiff_t rows,
-                               ptrdiff_t first, ptrdiff_t n_embd, ptrdiff_t n_head, double scale)
+#define ATTENTION_SPACE(head_dim, rows, positions)                              \
+    (((head_dim) * 32 + (rows)) * sizeof(double) + (positions) * sizeof(double *))
+
+KERNEL static void K(attention_logits_of_heads)(const double *q, const double *const *k,
+                                                double *exps, ptrdiff_t rows, ptrdiff_t first,
+                                                ptrdiff_t n_embd, ptrdiff_t n_head, double scale,
+                                                ptrdiff_t h_start, ptrdiff_t h_end, void *space)
+{
+    const ptrdiff_t head_dim = n_embd / n_head, positions = first + rows;
+    double *pack = space;
+    const double **kh = (const double **)(pack + head_dim * PANEL + rows);
+    ptrdiff_t h, s;
+
+    for (h = h_start; h < h_end; h++) {
+        for (s = 0; s < positions; s++)
+            kh[s] = k[s] + h * head_dim;
+        K(attention_logits)(q + h * head_dim, n_embd, kh, exps + h * positions,
+                            n_head * positions, rows, first, head_dim, scale, 0, pack);
+    }
+}
+
+KERNEL static void K(attention_values_of_heads)(const double *const *v, const double *exps,
+                                                const double *sums, double *out, ptrdiff_t rows,
+                                                ptrdiff_t first, ptrdiff_t n_embd,
+                                                ptrdiff_t n_head, ptrdiff_t h_start,
+                                                ptrdiff_t h_end, void *space)
 {
     const ptrdiff_t head_dim = n_embd / n_head, positions = first + rows;
     const ptrdiff_t stride = n_head * positions;
-    /* work space: a panel of keys, the rows' inverses, pointers to the rows */
-    double *pack = malloc((head_dim * PANEL + rows) * sizeof(double)
-                          + positions * sizeof(double *));
-    double *inverses = pack + head_dim * PANEL;
-    const double **kh = (const double **)(inverses + rows);
-    ptrdiff_t h, r, s, r0;
-    int status = PYFLOAT_OK;
+    double *inverses = (double *)space + head_dim * PANEL;
+    const double **vh = (const double **)(inverses + rows);
+    ptrdiff_t h, r, s, j, r0;
 
-    if (!pack)
-        return -1;
-    for (h = 0; h < n_head; h++) {
-        for (s = 0; s < positions; s++)
-            kh[s] = k[s] + h * head_dim;
-        K(attention_logits)(q + h * head_dim, n_embd, kh, exps + h * positions, stride, rows,
-                            first, head_dim, scale, 0, pack);
-    }
-    for (r = 0; r < rows; r++)
-        for (h = 0; h < n_head; h++) {
-            double *e = exps + (r * n_head + h) * positions;
-            double *total = sums + 2 * (r * n_head + h);
-            status = softmax_exps(e, e, first + r + 1, total);
-            if (status == PYFLOAT_OK)
-                status = pyfloat_pow(*total, -1.0, total + 1);
-            if (status != PYFLOAT_OK)
-                goto done;
-        }
-    memset(out, 0, rows * n_embd * sizeof *out);
-    for (h = 0; h < n_head; h++) {
+    for (h = h_start; h < h_end; h++) {
         const ptrdiff_t hs = h * head_dim;
         for (s = 0; s < positions; s++)
-            kh[s] = v[s] + hs;
-        for (r = 0; r < rows; r++)
+            vh[s] = v[s] + hs;
+        for (r = 0; r < rows; r++) {
             inverses[r] = sums[2 * (r * n_head + h) + 1];
+            for (j = 0; j < head_dim; j++)
+                out[r * n_embd + hs + j] = 0.0;     /* each sum from 0.0 */
+        }
         for (r0 = 0; r0 < rows; r0 += MR) {
-#define CALL(nv) K(position_sums_tile)(exps + h * positions, stride, inverses, kh, out + hs, \
+#define CALL(nv) K(position_sums_tile)(exps + h * positions, stride, inverses, vh, out + hs, \
                                        n_embd, rows, first, r0, j0, 0, nv)
             HEAD_COLUMNS(head_dim, CALL);
 #undef CALL
         }
         if (head_dim % VW)
             for (r = 0; r < rows; r++)
-                K(values_left_over)(exps + h * positions + r * stride, inverses[r], kh,
+                K(values_left_over)(exps + h * positions + r * stride, inverses[r], vh,
                                     out + r * n_embd + hs, first + r + 1,
                                     head_dim / VW * VW, head_dim);
     }
-done:
-    free(pack);
-    return status;
 }
 
 /*
- * fused_attention_backward in tiles, head by head, for q, keys and values
- * that share no memory (each gradient is then a sum of its own, and the
- * sums can be taken in any order of rows, each in fused.c's order of
- * terms). -1: no memory for its work space.
+ * fused_attention_backward in tiles, for the heads h_start <= h < h_end of
+ * q, keys and values that share no memory (each gradient is then a sum of
+ * its own, and the sums can be taken in any order of rows, each in fused.c's
+ * order of terms). Work space: see ATTENTION_BACKWARD_SPACE.
  */
-KERNEL static int K(attention_backward)(const double *q, const double *const *k,
-                                        const double *const *v, const double *exps,
-                                        const double *sums, const double *dout, double *dq,
-                                        double *const *dk, double *const *dv, ptrdiff_t rows,
-                                        ptrdiff_t first, ptrdiff_t n_embd, ptrdiff_t n_head,
-                                        double scale)
+#define ATTENTION_BACKWARD_SPACE(head_dim, rows, positions)                     \
+    (((head_dim) * 32 + (rows) * (positions) + (positions) + (rows)) * sizeof(double) \
+     + 4 * (positions) * sizeof(double *))
+
+KERNEL static void K(attention_backward)(const double *q, const double *const *k,
+                                         const double *const *v, const double *exps,
+                                         const double *sums, const double *dout, double *dq,
+                                         double *const *dk, double *const *dv, ptrdiff_t rows,
+                                         ptrdiff_t first, ptrdiff_t n_embd, ptrdiff_t n_head,
+                                         double scale, ptrdiff_t h_start, ptrdiff_t h_end,
+                                         void *space)
 {
     const ptrdiff_t head_dim = n_embd / n_head, positions = first + rows;
     const ptrdiff_t stride = n_head * positions, whole = head_dim / VW * VW;
-    /* work space: a panel, the logits' gradients, de, the rows' inverses,
-       pointers to the key and value rows and to their gradients */
-    double *pack = malloc((head_dim * PANEL + rows * positions + positions + rows)
-                          * sizeof(double) + 4 * positions * sizeof(double *));
-    double *dl = pack + head_dim * PANEL, *de = dl + rows * positions, *inverses = de + positions;
+    /* a panel, the logits' gradients, de, the rows' inverses, pointers to
+       the key and value rows and to their gradients */
+    double *pack = space, *dl = pack + head_dim * PANEL, *de = dl + rows * positions;
+    double *inverses = de + positions;
     const double **rows_of = (const double **)(inverses + rows);
     double **grads_of = (double **)(rows_of + 2 * positions);
     ptrdiff_t h, r, s, j, r0, s0, lowest;
 
-    if (!pack)
-        return -1;
-    for (h = 0; h < n_head; h++) {
+    for (h = h_start; h < h_end; h++) {
         const ptrdiff_t hs = h * head_dim;
         const double *e_h = exps + h * positions;
         const double **kh = rows_of, **vh = rows_of + positions;
@@ -544,8 +546,6 @@ KERNEL static int K(attention_backward)(const double *q, const double *const *k,
             }
         }
     }
-    free(pack);
-    return 0;
 }
 
 

@@ -138,6 +138,7 @@ def test_list_only_and_backend():
     (["--backend", "fused", "--only", "gpt_forward_10", "--repeat", "-1"], "at least 1"),
     (["--backend", "python", "--only", "train_64x2x64"],
      "train_64x2x64 runs on the fused backend only, not with --backend python"),
+    (["--threads", "0"], "--threads must be from 1 to 256"),
 ])
 def test_bad_arguments(args, message):
     result = harness(*args)
@@ -284,7 +285,7 @@ def test_the_bigger_models_report_their_rate_against_the_peak(names_txt):
     assert trained["per_step_ms"] == trained["time_ms"] > 0
     assert trained["flops_per_step"] == training_flops(config, recipe.block_size)
     assert trained["gflops"] == pytest.approx(trained["flops_per_step"] / trained["time_ms"] / 1e6)
-    assert trained["kernel_isa"] == peak["kernel_isa"]
+    assert trained["kernel_isa"] == peak["kernel_isa"] and trained["threads"] == 1
     assert trained["peak_gflops"] == peak["result"]        # one probe per process
     assert trained["peak_ratio"] == pytest.approx(trained["gflops"] / peak["result"])
     assert 0 < trained["peak_ratio"] < 1
@@ -293,6 +294,18 @@ def test_the_bigger_models_report_their_rate_against_the_peak(names_txt):
     model = FusedGPT(config, microgpt.random.Random(42))
     losses = list(train(model, lines, tokenizer, 3, **recipe.training()))
     assert trained["result"] == losses[-1]
+
+
+@needs_compiled
+def test_on_two_threads_the_ratio_is_against_two_cores(names_txt):
+    result = harness("--quick", "--threads", "2", "--input", str(names_txt), "--only",
+                     "train_64x2x64")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    trained, = report["benchmarks"]
+    assert report["threads"] == trained["threads"] == 2
+    assert trained["peak_ratio"] == pytest.approx(trained["gflops"] / (2 * trained["peak_gflops"]))
+    assert "of avx" in result.stderr or "of portable" in result.stderr
 
 
 @needs_compiled

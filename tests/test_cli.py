@@ -44,6 +44,23 @@ def test_default_run_prints_microgpt_py_output_byte_for_byte(names_txt, referenc
     assert result.stderr == b""
 
 
+@compiled_only
+def test_threads_change_nothing_but_the_time(names_txt, references, tmp_path):
+    """A model big enough for the kernels to share their work (linear layers,
+    attention over lines of 10 names, Adam): the same bytes on one thread and
+    on three; and microgpt.py's on microgpt.py's model."""
+    names = names_txt.read_text().split()
+    lines = tmp_path / "lines.txt"
+    lines.write_text("\n".join(" ".join(names[i:i + 10]) for i in range(0, 400, 10)) + "\n")
+    big = ["--n-embd", "128", "--n-layer", "2", "--block-size", "48", "--steps", "3",
+           "--samples", "2", "--input", str(lines)]
+    one, three = run(*big), run(*big, "--threads", "3")
+    assert one.returncode == three.returncode == 0, three.stderr
+    assert one.stdout == three.stdout
+    result = run("--input", str(names_txt), "--threads", "2")
+    assert result.stdout == references["v1"]["stdout"]
+
+
 @pytest.mark.skipif(microgpt.BACKEND != "python", reason="the pure-Python backend's own run")
 def test_pure_python_backend_prints_both_revisions_byte_for_byte(names_txt, references):
     # minutes each: the two runs side by side
@@ -144,6 +161,8 @@ def test_help_lists_every_flag_with_its_default():
     (["--seed", "x"], "argument --seed: not an integer: 'x'"),
     (["--seed", "9" * 5000], "argument --seed: an integer of 5000 digits; Python reads at most 4300"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--threads", "0"], "argument --threads: must be from 1 to 256, not 0"),
+    (["--threads", "257"], "argument --threads: must be from 1 to 256, not 257"),
     (["--recipe", "v3"], "argument --recipe: invalid choice: 'v3' (choose from 'v1', 'v2')"),
     (["--recipe"], "argument --recipe: expected one argument"),
     (["--activation", "foo"], "argument --activation: invalid choice: 'foo' (choose from "

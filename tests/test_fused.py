@@ -377,10 +377,11 @@ from microgpt import random
 from microgpt._fused import kernel_isa
 from microgpt.benchmark import long_documents
 from microgpt.data import Tokenizer, load_docs
-from microgpt.fused import FusedGPT
+from microgpt.fused import FusedGPT, set_threads
 from microgpt.recipe import RECIPES
 from microgpt.train import sample, train
-config, recipe, steps, per_line = json.loads(sys.argv[2])
+config, recipe, steps, per_line, threads = json.loads(sys.argv[2])
+assert set_threads(threads) == threads
 docs = load_docs(sys.argv[1])
 docs = long_documents(docs, per_line) if per_line > 1 else docs
 rng = random.Random(42)
@@ -404,19 +405,85 @@ KERNEL_CONFIGS = [
 @pytest.mark.parametrize("config, recipe, steps, per_line", KERNEL_CONFIGS,
                          ids=["default", "v2-small", "64x2x64", "60x2x37-v2", "128x4x128"])
 def test_every_instruction_set_computes_the_same_run(names_txt, config, recipe, steps, per_line):
-    """MICROGPT_KERNELS=portable (the plain C loops), avx2 and the CPU's best:
-    the same losses, parameters and samples, bit for bit."""
+    """MICROGPT_KERNELS=portable (the plain C loops), avx2 and the CPU's best,
+    on one thread and on three: the same losses, parameters and samples, bit
+    for bit."""
     runs = {}
-    for isa in ("portable", "avx2", "best"):
+    for isa, threads in [("portable", 1), ("avx2", 1), ("best", 1), ("avx2", 3), ("best", 3)]:
         env = dict(os.environ, MICROGPT_KERNELS=isa, MICROGPT_DISABLE_AVX2="0")
         run = subprocess.run([sys.executable, "-c", KERNEL_RUN, str(names_txt),
-                              json.dumps([config, recipe, steps, per_line])],
-                             capture_output=True, text=True, env=env)
+                              json.dumps([config, recipe, steps, per_line, threads])],
+                             capture_output=True, text=True, env=env, timeout=300)
         assert run.returncode == 0, run.stderr
         used, *result = json.loads(run.stdout)
-        runs[used] = result
-    assert "portable" in runs
-    assert all(result == runs["portable"] for result in runs.values()), sorted(runs)
+        runs[used, threads] = result
+    assert ("portable", 1) in runs
+    assert all(result == runs["portable", 1] for result in runs.values()), sorted(runs)
+
+
+FORK_RUN = """
+import os, sys
+from microgpt.fused import Tensor, linear, set_threads
+x = Tensor([[(i * 7 + j) % 13 / 13 for j in range(96)] for i in range(64)])
+w = Tensor([[(i * 5 + j) % 11 / 11 for j in range(96)] for i in range(128)])
+set_threads(2)
+before = linear(x, w).tolist()
+pid = os.fork()
+if pid == 0:            # the workers are gone in the child: it starts its own
+    os._exit(0 if linear(x, w).tolist() == before else 1)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), linear(x, w).tolist() == before)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() only")
+def test_threads_carry_on_after_fork():
+    run = subprocess.run([sys.executable, "-c", FORK_RUN], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["0", "True"]
+
+
+def test_threads_are_checked_and_counted():
+    try:
+        assert fused.threads() == 1
+        assert fused.set_threads(2) == 2 and fused.threads() == 2
+        for bad, error in [(0, ValueError), (257, ValueError), (10 ** 30, ValueError),
+                           (-1, ValueError), (2.0, TypeError), ("2", TypeError), (None, TypeError)]:
+            with pytest.raises(error):
+                fused.set_threads(bad)
+        assert fused.threads() == 2
+    finally:
+        fused.set_threads(1)
+
+
+def test_kernels_called_from_python_threads_at_once():
+    """Python threads sharing the kernels' worker threads: each gets its own
+    answer (the GIL lets one kernel run at a time)."""
+    import threading
+    rng = stdlib_random.Random(6)
+    xs = [Tensor(matrix(rng, 48, 64)) for _ in range(4)]
+    w = Tensor(matrix(rng, 96, 64))
+    expected = [linear(x, w).tolist() for x in xs]
+    results = {}
+
+    def work(i):
+        for _ in range(30):
+            y = linear(xs[i], w)
+            loss = cross_entropy(y, [i] * 48)
+            loss.backward()
+            results[i] = y.tolist()
+
+    fused.set_threads(2)
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        fused.set_threads(1)
+    assert [results[i] for i in range(4)] == expected
 
 
 def test_disable_avx2_means_the_portable_loops():

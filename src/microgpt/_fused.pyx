@@ -33,6 +33,8 @@ cdef extern from "Python.h":
 
 cdef extern from "fused.h":
     const char *fused_kernel_isa() noexcept nogil
+    int fused_set_threads(int n) noexcept nogil
+    int fused_threads() noexcept nogil
     void fused_linear(const double *x, const double *w, double *y,
                       ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout) noexcept nogil
     void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
@@ -84,6 +86,23 @@ def kernel_isa():
     or "portable" (MICROGPT_KERNELS=avx2 or =portable in the environment
     caps it)."""
     return fused_kernel_isa().decode()
+
+
+def set_threads(n):
+    """Run the kernels whose outputs split into independent parts (the
+    linear layers, attention and Adam of big models) on n threads, this one
+    included; returns how many are in use (fewer if the system would not
+    start more). Each output is still computed by one thread, in the same
+    order: the results are the same for any n. The default is 1."""
+    n = _index(n)
+    if not 1 <= n <= 256:
+        raise ValueError(f"threads must be from 1 to 256, not {n}")
+    return fused_set_threads(n)
+
+
+def threads():
+    """The number of threads the kernels use (set_threads)."""
+    return fused_threads()
 
 
 cdef enum Op:

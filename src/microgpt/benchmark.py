@@ -261,11 +261,8 @@ _peaks = {}     # by instruction set: what peak_mul_add measured
 
 def kernel_isa():
     """The instruction set the fused kernels run with: "avx512", "avx2" or
-    "portable" (microgpt._fused.kernel_isa; before it existed, AVX2 where the
-    CPU has it)."""
-    supported = compiled("_peak").supported_isas()
-    guess = lambda: "avx2" if "avx2" in supported else "portable"
-    return getattr(compiled("_fused"), "kernel_isa", guess)()
+    "portable" (microgpt._fused.kernel_isa)."""
+    return compiled("_fused").kernel_isa()
 
 
 class Benchmark:
@@ -351,13 +348,16 @@ def run_benchmark(name, backend, repeats, docs, progress):
     if name in TRAINING:
         entry["per_step_ms"] = entry["time_ms"] / bench.iterations
     if name in LONG:        # a run is a step
-        isa = kernel_isa()
+        isa, threads = kernel_isa(), compiled("_fused").threads()
         peak = peak_mul_add(isa, repeats or BENCHMARKS["peak_mul_add"].repeats)[0]
         gflops = flops / entry["time_ms"] / 1e6
+        # the peak is one core's: on n threads, n cores' worth
         entry.update(per_step_ms=entry["time_ms"], flops_per_step=flops, gflops=gflops,
-                     kernel_isa=isa, peak_gflops=peak, peak_ratio=gflops / peak)
+                     kernel_isa=isa, threads=threads, peak_gflops=peak,
+                     peak_ratio=gflops / (peak * threads))
         progress(f"{entry['time_ms']:.3f} ms a step, {gflops:.1f} GFLOP/s, "
-                 f"{entry['peak_ratio']:.1%} of {isa}'s peak\n")
+                 f"{entry['peak_ratio']:.1%} of {isa}'s peak"
+                 f"{f' on {threads} cores' if threads > 1 else ''}\n")
     else:
         progress(f"{entry['time_ms']:.3f} ms\n")
     return entry
@@ -459,6 +459,9 @@ def build_parser():
                         help="one timed run each, for tests and CI")
     parser.add_argument("--input", metavar="FILE",
                         help="names.txt for the training runs (default: the cached download)")
+    parser.add_argument("--threads", type=int, metavar="N", default=1,
+                        help="threads for the fused kernels (default: 1); the bigger "
+                             "models' peak_ratio is then against N cores' peak")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     return parser
 
@@ -472,6 +475,8 @@ def main(argv=None):
         return 0
     if args.repeat is not None and args.repeat < 1:
         parser.error(f"--repeat must be at least 1, not {args.repeat}")
+    if not 1 <= args.threads <= 256:
+        parser.error(f"--threads must be from 1 to 256, not {args.threads}")
     names = args.only or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
@@ -480,6 +485,11 @@ def main(argv=None):
     if args.backend in ("compiled", "fused", "all") and "compiled" not in available:
         parser.error(f"--backend {args.backend} needs the compiled core, "
                      "and MICROGPT_PUREPYTHON=1 turns it off")
+    if args.threads > 1:
+        if "compiled" not in available:
+            parser.error("--threads needs the compiled core, "
+                         "and MICROGPT_PUREPYTHON=1 turns it off")
+        compiled("_fused").set_threads(args.threads)
     top = args.backend if args.backend in available else \
         "compiled" if "compiled" in available else "python"   # the first column of "all" too
     repeats = 1 if args.quick else args.repeat
@@ -532,6 +542,7 @@ def main(argv=None):
         "version": platform.python_version(),
         "microgpt_version": microgpt.__version__,
         "backend": args.backend or top,
+        "threads": args.threads,
         "timestamp": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine(),
         "benchmarks": entries,

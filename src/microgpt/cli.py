@@ -158,6 +158,13 @@ def positive_int(text):
     return value
 
 
+def thread_count(text):
+    value = _int(text)
+    if not 1 <= value <= 256:
+        raise _invalid(f"must be from 1 to 256, not {value}")
+    return value
+
+
 def non_negative_int(text):
     value = _int(text)
     if value < 0:
@@ -321,6 +328,10 @@ def build_parser(prog=None):
     parser.add_argument("--exact", action="store_true",
                         help="train on microgpt.py's graph of scalar Values instead of the "
                              "fused operations (the same numbers, much slower)")
+    parser.add_argument("--threads", metavar="N", type=thread_count, default=1,
+                        help="run the fast path's matrix kernels (linear layers, attention, "
+                             "Adam) on N threads when a model is big enough to gain from it; "
+                             "the numbers are the same for any N (default: 1)")
     parser.add_argument("--no-memory-check", action="store_true",
                         help="run even when the estimate of the memory the run needs "
                              "exceeds what is available")
@@ -411,6 +422,9 @@ def run(recipe, args, parser):
     if sys.stdout is None:
         raise OutputError("standard output is closed")
     path = "fused" if not args.exact and BACKEND == "compiled" else BACKEND
+    if path == "fused" and args.threads > 1:
+        from .fused import set_threads
+        set_threads(args.threads)
     check = not args.no_memory_check
     check_report(args)
     if args.resume is not None:

@@ -26,10 +26,11 @@ embedding, add, linear, rmsnorm = _fused.embedding, _fused.add, _fused.linear, _
 relu, relu_squared = _fused.relu, _fused.relu_squared
 softmax, attention, cross_entropy = _fused.softmax, _fused.attention, _fused.cross_entropy
 kernel_isa, release_kept_memory = _fused.kernel_isa, _fused.release_kept_memory
+set_threads, threads = _fused.set_threads, _fused.threads
 
 __all__ = ["FusedGPT", "Tensor", "Parameters", "Adam", "embedding", "add", "linear",
            "rmsnorm", "relu", "relu_squared", "softmax", "attention", "cross_entropy",
-           "kernel_isa", "release_kept_memory"]
+           "kernel_isa", "release_kept_memory", "set_threads", "threads"]
 
 # The MLP's activation, by revision, as model.ACTIVATIONS.
 ACTIVATIONS = {"relu2": relu_squared, "relu": relu}
