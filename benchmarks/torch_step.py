@@ -14,7 +14,8 @@ i trains on document i. Sizes are "n_embd x n_layer x block_size":
     128x4x128   joined by a space (the last document may have fewer)
 
 microgpt runs its fast path (microgpt.fused.FusedGPT under microgpt.train.train,
-in float64). PyTorch runs on one thread, in float32 and in float64, written as
+in float64). PyTorch runs on one thread (--threads N: both on N), in float32
+and in float64, written as
 a PyTorch user would: nn.Embedding, nn.Linear(bias=False), F.rms_norm,
 attention as softmax(q @ k.T / sqrt(head_dim), causal mask by masked_fill) @ v
 (--sdpa: F.scaled_dot_product_attention(is_causal=True)), F.cross_entropy,
@@ -30,7 +31,8 @@ same process; a cell is the median ms per step, and "x" columns are
 PyTorch's time over microgpt's.
 
     python benchmarks/torch_step.py [--input names.txt] [--sizes 16x1x8,64x2x64]
-                                    [--steps N] [--warmup N] [--rounds N] [--json]
+                                    [--steps N] [--warmup N] [--rounds N] [--threads N]
+                                    [--json]
 
 PyTorch is not a dependency of microgpt. Without it (or without microgpt's
 compiled core, or the names) the script prints one line on stderr and exits
@@ -59,12 +61,6 @@ from microgpt.recipe import V1
 from microgpt.train import SCHEDULES, train
 
 SIZES = {"16x1x8": 200, "64x2x64": 30, "128x4x128": 15}    # size: default timed steps
-PER_LINE = 30
-
-
-def long_documents(names, per_line=PER_LINE):
-    """The names in order, per_line at a time, joined by a space."""
-    return [" ".join(names[i:i + per_line]) for i in range(0, len(names), per_line)]
 
 
 class Block(nn.Module):
@@ -148,7 +144,7 @@ def compare(size, steps, names, args):
         docs = list(names)
         rng.shuffle(docs)                   # microgpt.py's shuffle
     else:
-        docs = getattr(mbench, "long_documents", long_documents)(names, per_line=PER_LINE)
+        docs = mbench.long_documents(names)
     tokenizer = Tokenizer(docs)
     recipe = V1.replace(n_embd=n_embd, n_head=4, n_layer=n_layer, block_size=block_size)
     config = recipe.config(tokenizer.vocab_size)
@@ -217,6 +213,8 @@ def main(argv=None):
                         help="attention by F.scaled_dot_product_attention")
     parser.add_argument("--adam", choices=["fused", "foreach", "loop"], default="fused",
                         help="torch.optim.Adam's implementation (default fused)")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="threads for PyTorch and for microgpt's kernels (default 1)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -226,6 +224,8 @@ def main(argv=None):
             parser.error(f"bad size {size!r}: want NxLxB, N a multiple of 4 (4 heads)")
     if args.steps is not None and args.steps < 1 or args.warmup < 0 or args.rounds < 1:
         parser.error("--steps and --rounds must be at least 1, --warmup at least 0")
+    if not 1 <= args.threads <= 256:
+        parser.error(f"--threads must be from 1 to 256, not {args.threads}")
     if microgpt.BACKEND != "compiled":
         parser.exit(2, "torch_step.py: needs microgpt's compiled core "
                        "(unset MICROGPT_PUREPYTHON)\n")
@@ -233,7 +233,9 @@ def main(argv=None):
         names = load_docs(args.input or names_path())
     except DataError as exc:
         parser.exit(2, f"torch_step.py: {exc}\n")
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
+    from microgpt.fused import set_threads
+    set_threads(args.threads)
     rows = [compare(size, args.steps or SIZES.get(size, 30), names, args) for size in sizes]
     if args.json:
         json.dump({"torch_version": torch.__version__, "microgpt_version": microgpt.__version__,
@@ -242,7 +244,8 @@ def main(argv=None):
                    "adam": args.adam, "sizes": rows}, sys.stdout, indent=2)
         print()
     else:
-        print(f"torch {torch.__version__}, 1 thread, attention "
+        print(f"torch {torch.__version__}, {args.threads} thread{'s' * (args.threads > 1)}, "
+              f"attention "
               f"{'F.scaled_dot_product_attention' if args.sdpa else 'plain'}, "
               f"Adam {args.adam}; microgpt {microgpt.__version__} fused (float64); "
               f"x = torch / microgpt")

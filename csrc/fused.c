@@ -19,11 +19,13 @@
 #include "pyfloat.h"
 #include "threads.h"
 
-/* Vector kernels for x86-64 CPUs, chosen at run time: the widest of AVX-512
-   and AVX2 the CPU has, unless MICROGPT_KERNELS in the environment says
-   "avx2" or "portable" (the plain C loops; MICROGPT_DISABLE_AVX2=1 says the
-   same). They compute the same doubles as the portable code; the tests
-   compare them. */
+/* Vector kernels for x86-64 CPUs (kernels.h: the linear layers and
+   attention in tiles of independent sums; relu ** 2 and Adam below), chosen
+   at run time: the widest of AVX-512 and AVX2 the CPU has, unless
+   MICROGPT_KERNELS in the environment says "avx2" or "portable" (the plain
+   C loops; MICROGPT_DISABLE_AVX2=1 says the same). They compute the same
+   doubles as the portable code; the tests compare them. Their work splits
+   among the threads of threads.h by outputs: each output is one thread's. */
 #if defined(__GNUC__) && defined(__x86_64__)
 #define HAVE_AVX2 1
 #include <immintrin.h>
@@ -143,15 +145,9 @@ void fused_softmax_backward(const double *x, double scale, const double *dy, dou
 
 #ifdef HAVE_AVX2
 /* The kernels of kernels.h, for AVX2 and for AVX-512 */
-#ifndef AVX2_ROWS
-#define AVX2_ROWS 6
-#define AVX2_VECTORS 2
-#define AVX512_ROWS 6
-#define AVX512_VECTORS 4
-#endif
 #define VW 4
-#define TILE_ROWS AVX2_ROWS
-#define TILE_VECTORS AVX2_VECTORS
+#define TILE_ROWS 6
+#define TILE_VECTORS 2
 #define K(name) name##_avx2
 #define KERNEL __attribute__((target("avx2")))
 #include "kernels.h"
@@ -162,8 +158,8 @@ void fused_softmax_backward(const double *x, double scale, const double *dy, dou
 #undef KERNEL
 
 #define VW 8
-#define TILE_ROWS AVX512_ROWS
-#define TILE_VECTORS AVX512_VECTORS
+#define TILE_ROWS 6
+#define TILE_VECTORS 4
 #define K(name) name##_avx512
 #define KERNEL __attribute__((target("avx512f")))
 #include "kernels.h"
@@ -178,8 +174,9 @@ void fused_softmax_backward(const double *x, double scale, const double *dy, dou
     (kernel_isa() == ISA_AVX512 ? name##_avx512 args : name##_avx2 args)
 #endif
 
-/* The widest panel of kernels.h (8 doubles by 4 vectors): the unit of the
-   threads' shares of columns, so that each share is whole panels. */
+/* The widest panel of kernels.h (4 vectors of 8 doubles): the unit of the
+   threads' shares of columns, so that each share is whole panels of either
+   instruction set. */
 #define WIDEST_PANEL 32
 
 /* Work (multiply-adds) below which one thread does it all: waking the
@@ -502,8 +499,10 @@ void fused_relu_squared_backward(const double *x, const double *dy, double *dx, 
 /* Attention ------------------------------------------------------------------ */
 
 #ifdef HAVE_AVX2
+/* attention's arguments, for the threads that share its heads (the forward
+   pass writes exps: the logits, then their softmax) */
 struct attention_job {
-    const double *q, *const *k, *const *v, *exps_in, *sums_in, *dout;
+    const double *q, *const *k, *const *v, *exps, *sums, *dout;
     double *dq, *const *dk, *const *dv, *out;
     ptrdiff_t rows, first, n_embd, n_head;
     double scale;
@@ -523,7 +522,7 @@ static void attention_logits_part(void *context, ptrdiff_t part, ptrdiff_t parts
     struct attention_job *j = context;
     ptrdiff_t start, end;
     heads(j, part, parts, &start, &end);
-    BY_ISA(attention_logits_of_heads, (j->q, j->k, (double *)j->exps_in, j->rows, j->first,
+    BY_ISA(attention_logits_of_heads, (j->q, j->k, (double *)j->exps, j->rows, j->first,
                                        j->n_embd, j->n_head, j->scale, start, end,
                                        j->space + part * j->each));
 }
@@ -533,7 +532,7 @@ static void attention_values_part(void *context, ptrdiff_t part, ptrdiff_t parts
     struct attention_job *j = context;
     ptrdiff_t start, end;
     heads(j, part, parts, &start, &end);
-    BY_ISA(attention_values_of_heads, (j->v, j->exps_in, j->sums_in, j->out, j->rows,
+    BY_ISA(attention_values_of_heads, (j->v, j->exps, j->sums, j->out, j->rows,
                                        j->first, j->n_embd, j->n_head, start, end,
                                        j->space + part * j->each));
 }
@@ -543,7 +542,7 @@ static void attention_backward_part(void *context, ptrdiff_t part, ptrdiff_t par
     struct attention_job *j = context;
     ptrdiff_t start, end;
     heads(j, part, parts, &start, &end);
-    BY_ISA(attention_backward, (j->q, j->k, j->v, j->exps_in, j->sums_in, j->dout, j->dq,
+    BY_ISA(attention_backward, (j->q, j->k, j->v, j->exps, j->sums, j->dout, j->dq,
                                 j->dk, j->dv, j->rows, j->first, j->n_embd, j->n_head,
                                 j->scale, start, end, j->space + part * j->each));
 }

@@ -6,14 +6,18 @@
  *   K(name)   this copy's name for name
  *   KERNEL    the attributes of its functions (the target instruction set)
  *
+ *   TILE_ROWS, TILE_VECTORS   the shape of a tile (below)
+ *
  * Each computes what the portable loops of fused.c compute, double for
  * double. A sum is kept in one vector lane from its first term to its last,
  * in the order microgpt.py adds them, and the lanes are different sums:
  * different outputs, positions or keys. The parallelism is across sums,
  * never within one. A tile is MR rows by NV vectors: MR * NV * VW
- * independent sums advanced together, enough to keep the multiplier and the
- * adder busy (4 x 3 accumulators fill 12 of AVX2's 16 registers, the rest
- * hold the operands).
+ * independent sums advanced together, enough to keep the multipliers and
+ * the adders busy. Without fused multiply-adds each term needs a register
+ * for its product, so AVX2's 16 registers take 6 x 2 accumulators, 2
+ * operand vectors, a broadcast number and a product; AVX-512's 32 take
+ * 6 x 4.
  *
  * Where a tile reaches past the last row, its extra rows repeat the last
  * one: they compute the same sums from the same values and store the same
@@ -116,7 +120,7 @@ KERNEL static void K(linear)(const double *x, const double *w, double *y, ptrdif
 /* acc[r] += a(r, k) * b_k, k over the terms in order: the accumulation of
    the backward passes, each row of the tile a sum of rows b_k (NV vectors
    from column j0) times numbers. */
-#define ROW_SUMS_TILE(nv, load_acc, k_loop, b_row, a_of_r, live_r, store_acc)   \
+#define ROW_SUMS_TILE_OF(nv, load_acc, k_loop, b_row, a_of_r, live_r, store_acc) \
     do {                                                                        \
         VEC acc_[MR][NV];                                                       \
         int r_, v_;                                                             \
@@ -141,6 +145,16 @@ KERNEL static void K(linear)(const double *x, const double *w, double *y, ptrdif
         for (r_ = 0; r_ < MR; r_++)                                             \
             for (v_ = 0; v_ < (nv); v_++)                                       \
                 STORE(store_acc(r_) + v_ * VW, acc_[r_][v_]);                   \
+    } while (0)
+
+/* ... for nv = NV or 1 vectors, each written out with its constant: the
+   compiler then keeps the accumulators in registers */
+#define ROW_SUMS_TILE(nv, load_acc, k_loop, b_row, a_of_r, live_r, store_acc)      \
+    do {                                                                        \
+        if ((nv) == NV)                                                         \
+            ROW_SUMS_TILE_OF(NV, load_acc, k_loop, b_row, a_of_r, live_r, store_acc); \
+        else                                                                    \
+            ROW_SUMS_TILE_OF(1, load_acc, k_loop, b_row, a_of_r, live_r, store_acc); \
     } while (0)
 
 #define ALWAYS(r) 1
@@ -614,6 +628,7 @@ KERNEL static void K(relu_squared_backward)(const double *x, const double *dy, d
 #undef STORE
 #undef INLINE
 #undef ROW_SUMS_TILE
+#undef ROW_SUMS_TILE_OF
 #undef ALWAYS
 #undef HEAD_COLUMNS
 #undef BLOCK

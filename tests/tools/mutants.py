@@ -99,6 +99,39 @@ MUTANTS = [
     ("adam_vector_square_without_pow", "csrc/fused.c",
      "square = pow_lanes(gi, square, _mm256_movemask_pd(ok), 2.0);", "(void)0;",
      "the vector Adam's p.grad ** 2 as a product, never pow"),
+    # csrc/kernels.h: the vector kernels in tiles (AVX2 and AVX-512)
+    ("tiles_dot_reversed", "csrc/kernels.h",
+     "j = reverse ? len - 1 - n : n;", "j = reverse ? n : len - 1 - n;",
+     "the tiles' dot products (linear, attention logits) summed the other way"),
+    ("tiles_product_reassociated", "csrc/kernels.h",
+     "acc[r][v] = acc[r][v] + wv[v] * s;", "acc[r][v] = acc[r][v] + wv[v] * (s * 1.0000000000000002);",
+     "a tile's products off by an ulp (a stand-in for any changed operand)"),
+    ("tiles_weight_gradient_forward", "csrc/kernels.h",
+     "for (t = t_end - 1; t >= t_start && (gt = dy + t * nout, 1); t--),",
+     "for (t = t_start; t < t_end && (gt = dy + t * nout, 1); t++),",
+     "the tiles' weight gradients added from the first position"),
+    ("tiles_input_gradient_forward", "csrc/kernels.h",
+     "for (k = k_start; k < k_end; k++), ws[k] + j0,",
+     "for (k = k_end - 1; k >= k_start; k--), ws[k] + j0,",
+     "the tiles' input gradients added in the reverse of their order"),
+    ("tiles_rows_past_their_last_position", "csrc/kernels.h",
+     "#define LIVE(r) (s < n[r])", "#define LIVE(r) (s < n[MR - 1])",
+     "a tile's rows all summed to its last row's length (terms a row never has)"),
+    ("tiles_keys_from_rows_before_them", "csrc/kernels.h",
+     "#define LIVE(i) (r >= lowest[i])", "#define LIVE(i) (r >= lowest[0])",
+     "keys' and values' gradients from rows that do not attend to them (+ 0.0 terms)"),
+    ("tiles_relu_squared_without_pow", "csrc/kernels.h",
+     "(abs_error < PYFLOAT_NEAR_HALF * ulp));", "(abs_error < 0.5 * ulp));",
+     "the vector relu ** 2 trusts the product even halfway between two doubles"),
+    ("tiles_attention_logit_gradient_reassociated", "csrc/kernels.h",
+     "d[s] = scale * (e[s] * de[s]);", "d[s] = (scale * e[s]) * de[s];",
+     "the tiles' attention logit gradients reassociated"),
+    ("threads_share_overlaps", "csrc/fused.c",
+     "*end = units * (part + 1) / parts * unit;", "*end = units * (part + 2) / parts * unit;",
+     "a thread's share runs into the next one's (outputs added twice)"),
+    ("adam_avx512_bias1", "csrc/fused.c",
+     "m_hat = _mm512_div_pd(mi, d1);", "m_hat = _mm512_mul_pd(mi, _mm512_div_pd(_mm512_set1_pd(1.0), d1));",
+     "the AVX-512 Adam's m_hat times an inverse"),
     # csrc/pyfloat.h: Python's float semantics
     ("square_without_pow", "csrc/pyfloat.h",
      "    pyfloat_pow(x, 2.0, &r);\n    return r;", "    (void)r;\n    return p;",
@@ -162,6 +195,11 @@ MUTANTS = [
 
 # Mutants that compute the same results as the original, with the reason.
 EQUIVALENT = {
+    "tiles_keys_from_rows_before_them":
+        "the extra terms are exactly 0.0 (a row's weights and logit gradients past its "
+        "position are 0.0) times a finite gradient: + 0.0 leaves every sum as it is, which "
+        "started at +0.0; only an infinite gradient into attention with a finite loss "
+        "would show them",
     "relu_squared_backward_reassociated":
         "a factor of 2 is exact: (2 x) g and 2 (x g) differ only by overflow or underflow",
     "attention_visit_order_position_0":
@@ -171,7 +209,8 @@ EQUIVALENT = {
 
 # The extension each file is compiled into; a header rebuilds all that include it.
 EXTENSIONS = {
-    "csrc/fused.c": ["_fused"], "csrc/fused.h": ["_fused"],
+    "csrc/fused.c": ["_fused"], "csrc/fused.h": ["_fused"], "csrc/kernels.h": ["_fused"],
+    "csrc/threads.c": ["_fused"], "csrc/threads.h": ["_fused"],
     "csrc/pyfloat.h": ["_engine", "_fused"],
     "csrc/mt19937.c": ["_random"], "csrc/mt19937.h": ["_random"],
     "src/microgpt/_engine.pyx": ["_engine"], "src/microgpt/_fused.pyx": ["_fused"],
