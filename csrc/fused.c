@@ -247,19 +247,18 @@ static void linear_backward_weight_part(void *context, ptrdiff_t part, ptrdiff_t
     share(j->nout, 8, part, parts, &start, &end);
     if (start < end)
         BY_ISA(linear_backward_weight, (j->x, j->dy, j->dw, j->rows, j->nin, j->nout,
-                                        start, end));
+                                        start, end, j->space + part * j->each));
 }
 
 static void linear_backward_input_part(void *context, ptrdiff_t part, ptrdiff_t parts)
 {
     struct linear_job *j = context;
-    const double **ws = (const double **)(j->space + part * j->each);
     ptrdiff_t start, end;
     share(j->nin, WIDEST_PANEL, part, parts, &start, &end);
     if (start < end)
         BY_ISA(linear_backward_input, (j->w_rows, j->dy_cols, j->dy_stride, j->order, j->dx,
-                                       j->rows, j->nin, j->nout, start, end, ws,
-                                       (ptrdiff_t *)(ws + 2 * j->nout)));
+                                       j->rows, j->nin, j->nout, start, end,
+                                       j->space + part * j->each));
 }
 #endif
 
@@ -351,10 +350,15 @@ void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
 {
 #ifdef HAVE_AVX2
     if (kernel_isa() >= ISA_AVX2) {
-        struct linear_job job = {x, 0, dy, 0, dw, 0, 0, 0, 0, rows, nin, nout, 0, 0, 0};
-        threads_run(linear_backward_weight_part, &job,
-                    parts_for((double)rows * nin * nout, (nout + 7) / 8));
-        return;
+        const ptrdiff_t parts = parts_for((double)rows * nin * nout, (nout + 7) / 8);
+        struct linear_job job = {x, 0, dy, 0, dw, 0, 0, 0, 0, rows, nin, nout, 0, 0,
+                                 WEIGHT_SPACE(rows)};
+        job.space = malloc(parts * job.each);
+        if (job.space) {
+            threads_run(linear_backward_weight_part, &job, parts);
+            free(job.space);
+            return;
+        }
     }
 #endif
     linear_backward_weight(x, dy, dw, rows, nin, nout);
@@ -366,13 +370,10 @@ void fused_linear_backward_input(const double *const *w_rows, const double *cons
 {
 #ifdef HAVE_AVX2
     if (kernel_isa() >= ISA_AVX2) {
-        /* each part: the outputs in their order (2 * nout pointers), the
-           rows in classes (2 * rows indices) */
         const ptrdiff_t parts = parts_for((double)rows * nin * nout,
                                           (nin + WIDEST_PANEL - 1) / WIDEST_PANEL);
         struct linear_job job = {0, 0, 0, 0, 0, dx, w_rows, dy_cols, order, rows, nin, nout,
-                                 dy_stride, 0, 2 * nout * sizeof(double *)
-                                               + 2 * rows * sizeof(ptrdiff_t)};
+                                 dy_stride, 0, INPUT_SPACE(rows, nout)};
         job.space = malloc(parts * job.each);
         if (job.space) {
             threads_run(linear_backward_input_part, &job, parts);

@@ -107,9 +107,15 @@ KERNEL static void K(linear)(const double *x, const double *w, double *y, ptrdif
             for (r = 0; r < MR; r++)
                 xr[r] = x + (t0 + r < rows ? t0 + r : rows - 1) * nin;
             K(dot_tile)(xr, pack, nin, 0, out);
-            for (r = 0; r < MR && t0 + r < rows; r++)
-                for (c = 0; c < width; c++)
-                    y[(t0 + r) * nout + i0 + c] = out[r][c];
+            for (r = 0; r < MR && t0 + r < rows; r++) {
+                double *yt = y + (t0 + r) * nout + i0;
+                if (width == PANEL)
+                    for (c = 0; c < PANEL; c += VW)
+                        STORE(yt + c, LOAD(&out[r][c]));
+                else
+                    for (c = 0; c < width; c++)
+                        yt[c] = out[r][c];
+            }
         }
     }
 }
@@ -160,10 +166,13 @@ KERNEL static void K(linear)(const double *x, const double *w, double *y, ptrdif
 #define ALWAYS(r) 1
 
 /* dw[i][j] += x[t][j] * dy[t][i], t from the last position to the first:
-   tiles of MR outputs i by NV vectors of j */
-INLINE void K(weight_tile)(const double *x, const double *dy, double *dw, ptrdiff_t t_end,
-                           ptrdiff_t t_start, ptrdiff_t nin, ptrdiff_t nout, ptrdiff_t i0,
-                           ptrdiff_t i_end, ptrdiff_t j0, const int nv)
+   tiles of MR outputs i by NV vectors of j, x's columns j0.. read at
+   xs[t * x_stride] (a packed copy: rows of a power of two of doubles, such
+   as 512, would put every position's numbers in the same few sets of the
+   cache, evicting each other) */
+INLINE void K(weight_tile)(const double *xs, ptrdiff_t x_stride, const double *dy, double *dw,
+                           ptrdiff_t t_end, ptrdiff_t t_start, ptrdiff_t nin, ptrdiff_t nout,
+                           ptrdiff_t i0, ptrdiff_t i_end, ptrdiff_t j0, const int nv)
 {
     ptrdiff_t ir[MR], t;
     int r;
@@ -176,7 +185,7 @@ INLINE void K(weight_tile)(const double *x, const double *dy, double *dw, ptrdif
         const double *gt;
         ROW_SUMS_TILE(nv, DW,
                       for (t = t_end - 1; t >= t_start && (gt = dy + t * nout, 1); t--),
-                      x + t * nin + j0, G, ALWAYS, DW);
+                      xs + t * x_stride, G, ALWAYS, DW);
     }
 #undef DW
 #undef G
@@ -188,23 +197,31 @@ INLINE void K(weight_tile)(const double *x, const double *dy, double *dw, ptrdif
    the terms are still added in order. */
 #define BLOCK 8192
 
+/* The work space of linear_backward_weight: a panel of x's columns */
+#define WEIGHT_SPACE(rows) ((rows) * 32 * sizeof(double))
+
 /* for the outputs i_start <= i < i_end */
 KERNEL static void K(linear_backward_weight)(const double *x, const double *dy, double *dw,
                                              ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout,
-                                             ptrdiff_t i_start, ptrdiff_t i_end)
+                                             ptrdiff_t i_start, ptrdiff_t i_end, void *space)
 {
     const ptrdiff_t whole = nin / VW * VW, block = BLOCK / PANEL;
+    double *xs = space;
     ptrdiff_t i0, j0, i, j, t, end;
 
     /* positions from the last: blocks of them, each over every output */
-    for (j0 = 0; j0 + PANEL <= whole; j0 += PANEL)
+    for (j0 = 0; j0 + PANEL <= whole; j0 += PANEL) {
+        for (t = 0; t < rows; t++)              /* x's panel of columns, packed */
+            for (j = 0; j < PANEL; j += VW)
+                STORE(xs + t * PANEL + j, LOAD(x + t * nin + j0 + j));
         for (end = rows; end > 0; end -= block)
             for (i0 = i_start; i0 < i_end; i0 += MR)
-                K(weight_tile)(x, dy, dw, end, end > block ? end - block : 0, nin, nout,
+                K(weight_tile)(xs, PANEL, dy, dw, end, end > block ? end - block : 0, nin, nout,
                                i0, i_end, j0, NV);
+    }
     for (; j0 < whole; j0 += VW)
         for (i0 = i_start; i0 < i_end; i0 += MR)
-            K(weight_tile)(x, dy, dw, rows, 0, nin, nout, i0, i_end, j0, 1);
+            K(weight_tile)(x + j0, nin, dy, dw, rows, 0, nin, nout, i0, i_end, j0, 1);
     for (i = i_start; i < i_end; i++)           /* the columns left over */
         for (j = whole; j < nin; j++) {
             double a = dw[i * nin + j];
@@ -216,10 +233,14 @@ KERNEL static void K(linear_backward_weight)(const double *x, const double *dy, 
 
 /* dx[t] += w_rows[o] * dy_cols[o][t * dy_stride] for the outputs o in the
    row's order: ws[k] = w_rows[o], gs[k] = dy_cols[o] for the k-th. The rows
-   tr of a tile share that order (repeats allowed, as above). */
-INLINE void K(input_tile)(const double *const *ws, const double *const *gs, ptrdiff_t dy_stride,
-                          double *dx, const ptrdiff_t *tr, ptrdiff_t nin, ptrdiff_t k_start,
-                          ptrdiff_t k_end, ptrdiff_t j0, const int nv)
+   tr of a tile share that order (repeats allowed, as above). The k-th row
+   of w, from column j0, is at packed + (k - k_start) * PANEL, a copy made
+   for the tiles (as x's in the weights' gradient); or, without one, at
+   ws[k] + j0. */
+INLINE void K(input_tile)(const double *const *ws, const double *packed,
+                          const double *const *gs, ptrdiff_t dy_stride, double *dx,
+                          const ptrdiff_t *tr, ptrdiff_t nin, ptrdiff_t k_start, ptrdiff_t k_end,
+                          ptrdiff_t j0, const int nv)
 {
     ptrdiff_t off[MR], k;
     int r;
@@ -228,21 +249,31 @@ INLINE void K(input_tile)(const double *const *ws, const double *const *gs, ptrd
         off[r] = tr[r] * dy_stride;
 #define DX(r) (dx + tr[r] * nin + j0)
 #define G(r) gs[k][off[r]]
-    ROW_SUMS_TILE(nv, DX, for (k = k_start; k < k_end; k++), ws[k] + j0, G, ALWAYS, DX);
+    if (packed)
+        ROW_SUMS_TILE(nv, DX, for (k = k_start; k < k_end; k++),
+                      packed + (k - k_start) * PANEL, G, ALWAYS, DX);
+    else
+        ROW_SUMS_TILE(nv, DX, for (k = k_start; k < k_end; k++), ws[k] + j0, G, ALWAYS, DX);
 #undef DX
 #undef G
 }
 
-/* for the columns col_start <= j < col_end (col_start a multiple of PANEL);
-   ws: 2 * nout pointers and class 2 * rows indices of work space */
+/* The work space of linear_backward_input: the outputs in their order (2 *
+   nout pointers), the rows in classes (2 * rows indices), a block of w's
+   rows packed */
+#define INPUT_SPACE(rows, nout) \
+    (2 * (nout) * sizeof(double *) + 2 * (rows) * sizeof(ptrdiff_t) + BLOCK * sizeof(double))
+
+/* for the columns col_start <= j < col_end (col_start a multiple of PANEL) */
 KERNEL static void K(linear_backward_input)(const double *const *w_rows,
                                             const double *const *dy_cols, ptrdiff_t dy_stride,
                                             const ptrdiff_t *order, double *dx, ptrdiff_t rows,
                                             ptrdiff_t nin, ptrdiff_t nout, ptrdiff_t col_start,
-                                            ptrdiff_t col_end, const double **ws,
-                                            ptrdiff_t *class)
+                                            ptrdiff_t col_end, void *space)
 {
-    const double **gs = ws + nout;
+    const double **ws = space, **gs = ws + nout;
+    ptrdiff_t *class = (ptrdiff_t *)(gs + nout);
+    double *packed = (double *)(class + 2 * rows);
     const ptrdiff_t whole = (col_end < nin ? col_end : nin / VW * VW), block = BLOCK / PANEL;
     ptrdiff_t *done = class + rows, t0, t, n, c0, tr[MR], k, k0, j, j0;
     int r;
@@ -268,16 +299,20 @@ KERNEL static void K(linear_backward_input)(const double *const *w_rows,
         for (r = 0; r < MR; r++)                                                \
             tr[r] = class[c0 + r < n ? c0 + r : n - 1]
         for (j0 = col_start; j0 + PANEL <= whole; j0 += PANEL)
-            for (k0 = 0; k0 < nout; k0 += block)
+            for (k0 = 0; k0 < nout; k0 += block) {
+                const ptrdiff_t k1 = k0 + block < nout ? k0 + block : nout;
+                for (k = k0; k < k1; k++)       /* w's rows k0 .. k1, packed */
+                    for (j = 0; j < PANEL; j += VW)
+                        STORE(packed + (k - k0) * PANEL + j, LOAD(ws[k] + j0 + j));
                 for (c0 = 0; c0 < n; c0 += MR) {
                     TILE_ROWS_OF_CLASS;
-                    K(input_tile)(ws, gs, dy_stride, dx, tr, nin, k0,
-                                  k0 + block < nout ? k0 + block : nout, j0, NV);
+                    K(input_tile)(ws, packed, gs, dy_stride, dx, tr, nin, k0, k1, j0, NV);
                 }
+            }
         for (; j0 < whole; j0 += VW)
             for (c0 = 0; c0 < n; c0 += MR) {
                 TILE_ROWS_OF_CLASS;
-                K(input_tile)(ws, gs, dy_stride, dx, tr, nin, 0, nout, j0, 1);
+                K(input_tile)(ws, 0, gs, dy_stride, dx, tr, nin, 0, nout, j0, 1);
             }
 #undef TILE_ROWS_OF_CLASS
         for (c0 = 0; c0 < n; c0++)              /* the columns left over */
@@ -319,8 +354,12 @@ KERNEL static void K(attention_logits)(const double *q, ptrdiff_t q_stride,
             for (r = 0; r < MR && r0 + r < rows; r++) {
                 double *e = exps + (r0 + r) * stride;
                 const ptrdiff_t n = first + r0 + r + 1;
-                for (c = 0; c < PANEL && s0 + c < positions; c++)
-                    e[s0 + c] = s0 + c < n ? out[r][c] * scale : 0.0;
+                if (s0 + PANEL <= n)            /* the row attends to the whole panel */
+                    for (c = 0; c < PANEL; c += VW)
+                        STORE(e + s0 + c, LOAD(&out[r][c]) * scale);
+                else
+                    for (c = 0; c < PANEL && s0 + c < positions; c++)
+                        e[s0 + c] = s0 + c < n ? out[r][c] * scale : 0.0;
             }
         }
         for (r = 0; r < (s0 - first < rows ? s0 - first : rows); r++)
@@ -631,4 +670,3 @@ KERNEL static void K(relu_squared_backward)(const double *x, const double *dy, d
 #undef ROW_SUMS_TILE_OF
 #undef ALWAYS
 #undef HEAD_COLUMNS
-#undef BLOCK

@@ -309,6 +309,9 @@ cdef class Tensor:
     cdef Py_ssize_t _first          # ATTENTION: position of the first row
     cdef Py_ssize_t _n_head         # ATTENTION: heads
     cdef Py_ssize_t _n_keys         # ATTENTION: key tensors among the inputs
+    cdef bint _separate             # ATTENTION: no tensor twice among them (so q, the keys
+                                    #   and the values share no memory: each owns its own,
+                                    #   or views a matrix of its own in Parameters)
     cdef unsigned long long _mark   # number of the backward pass that last visited it
 
     def __cinit__(self, rows):
@@ -563,7 +566,7 @@ cdef int _attention_backward(Tensor t) except -1:
         scratch = _alloc(_product(2, n), False)
         fused_attention_backward(q._data, k, v, t._saved, t._saved2, t._grad, q._grad, dk, dv,
                                  scratch, t.rows, t._first, t.cols, t._n_head, t._scale,
-                                 _distinct(t._inputs))
+                                 t._separate)
     finally:
         PyMem_Free(k)
         PyMem_Free(v)
@@ -571,12 +574,6 @@ cdef int _attention_backward(Tensor t) except -1:
         PyMem_Free(dv)
         PyMem_Free(scratch)
     return 0
-
-
-cdef bint _distinct(tuple tensors):
-    """No tensor comes twice in tensors: their memory is separate (each
-    tensor owns its own, or views a matrix of its own in Parameters)."""
-    return len({id(t) for t in tensors}) == len(tensors)
 
 
 cdef double **_rows(tuple tensors, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t n,
@@ -787,6 +784,7 @@ def attention(Tensor q not None, keys, values, Py_ssize_t n_head):
     head_dim = q.cols // n_head
     out = _node(q.rows, q.cols, ATTENTION, inputs)
     out._first, out._n_head, out._n_keys = n - q.rows, n_head, n_keys
+    out._separate = len({id(t) for t in inputs}) == len(inputs)
     _check(pyfloat_pow(head_dim, 0.5, &root))            # head_dim**0.5
     _check(pyfloat_pow(root, -1.0, &out._scale))         # / x is * x**-1
     _save(out, _product(_product(q.rows, n_head), n), _product(_product(2, q.rows), n_head))
