@@ -812,20 +812,32 @@ void fused_cross_entropy_visit_order(const ptrdiff_t *targets, ptrdiff_t rows, p
 
 /* Adam ------------------------------------------------------------------------ */
 
-#ifdef HAVE_AVX2
-/* result, with x ** y in the lanes not set in ok */
-__attribute__((target("avx2,fma")))
-static __m256d pow_lanes(__m256d x, __m256d result, int ok, double y)
+/* One parameter's update, microgpt.py's Adam formula by formula: p.grad ** 2
+   and v_hat ** 0.5 are pow()'s results (pyfloat_square, pyfloat_root). */
+static inline void adam_one(double *p, double *g, double *m, double *v, double lr_t,
+                            double beta1, double beta2, double eps, double bias1, double bias2)
 {
-    double in[4], out[4];
-    int k;
-    _mm256_storeu_pd(in, x);
-    _mm256_storeu_pd(out, result);
-    for (k = 0; k < 4; k++)
-        if (!(ok & (1 << k)))
-            pyfloat_pow(in[k], y, &out[k]);
-    return _mm256_loadu_pd(out);
+    double m_hat, v_hat;
+    *m = beta1 * *m + (1 - beta1) * *g;
+    *v = beta2 * *v + (1 - beta2) * pyfloat_square(*g);    /* p.grad ** 2 */
+    m_hat = *m / bias1;
+    v_hat = *v / bias2;
+    *p -= lr_t * m_hat / (pyfloat_root(v_hat) + eps);       /* v_hat ** 0.5 */
+    *g = 0.0;
 }
+
+#ifdef HAVE_AVX2
+/*
+ * adam_one on vectors of parameters, chunk by chunk. The square and the
+ * root come from a product and a square root, whose exact errors (one fused
+ * multiply-add each: an exact operation, unlike a*b+c in two) show whether
+ * they are pow()'s results too, as in pyfloat_square and pyfloat_root. The
+ * lanes where either may not be are left as they are and listed; adam_one
+ * then updates them, calling pow. (Most vectors have no such lane, but one
+ * in three or so has one: updating them apart keeps the vector loop free of
+ * branches that guess wrong.)
+ */
+#define ADAM_CHUNK 512
 
 /* pyfloat_ulp of four positive doubles */
 __attribute__((target("avx2,fma")))
@@ -843,9 +855,6 @@ static __m256d within_avx2(__m256d x, double low, double high)
                          _mm256_cmp_pd(x, _mm256_set1_pd(high), _CMP_LE_OQ));
 }
 
-/* fused_adam four parameters at a time, pyfloat_square and pyfloat_root
-   with the exact errors of the square and of the root from one fused
-   multiply-add each (an exact operation, unlike a*b+c in two). */
 __attribute__((target("avx2,fma")))
 static ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t n,
                            double lr_t, double beta1, double beta2, double eps,
@@ -856,55 +865,54 @@ static ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t
     const __m256d d1 = _mm256_set1_pd(bias1), d2 = _mm256_set1_pd(bias2);
     const __m256d lr = _mm256_set1_pd(lr_t), e = _mm256_set1_pd(eps), zero = _mm256_setzero_pd();
     const __m256d sign = _mm256_set1_pd(-0.0), near = _mm256_set1_pd(PYFLOAT_NEAR_HALF);
-    ptrdiff_t i;
+    ptrdiff_t listed[ADAM_CHUNK], start, end, count, i = 0, k;
 
-    for (i = 0; i + 4 <= n; i += 4) {
-        const __m256d gi = _mm256_loadu_pd(g + i);
-        __m256d square = _mm256_mul_pd(gi, gi), mi, vi, m_hat, v_hat, root, error, ok;
-        /* gi ** 2 */
-        error = _mm256_andnot_pd(sign, _mm256_fmsub_pd(gi, gi, square));
-        ok = _mm256_and_pd(within_avx2(_mm256_andnot_pd(sign, gi), 0x1p-60, 0x1p+60),
-                           _mm256_cmp_pd(error, _mm256_mul_pd(near, ulp_avx2(square)),
-                                         _CMP_LT_OQ));
-        ok = _mm256_or_pd(ok, _mm256_cmp_pd(gi, zero, _CMP_EQ_OQ));
-        if (_mm256_movemask_pd(ok) != 15)
-            square = pow_lanes(gi, square, _mm256_movemask_pd(ok), 2.0);
-        mi = _mm256_add_pd(_mm256_mul_pd(b1, _mm256_loadu_pd(m + i)), _mm256_mul_pd(c1, gi));
-        vi = _mm256_add_pd(_mm256_mul_pd(b2, _mm256_loadu_pd(v + i)), _mm256_mul_pd(c2, square));
-        m_hat = _mm256_div_pd(mi, d1);
-        v_hat = _mm256_div_pd(vi, d2);
-        /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
-        root = _mm256_sqrt_pd(v_hat);
-        error = _mm256_andnot_pd(sign, _mm256_fnmadd_pd(root, root, v_hat));
-        ok = _mm256_and_pd(within_avx2(v_hat, 0x1p-120, 0x1p+120),
-                           _mm256_cmp_pd(error, _mm256_mul_pd(_mm256_mul_pd(near, _mm256_set1_pd(2.0)),
-                                         _mm256_mul_pd(ulp_avx2(root), root)), _CMP_LT_OQ));
-        ok = _mm256_or_pd(ok, _mm256_cmp_pd(v_hat, zero, _CMP_EQ_OQ));
-        if (_mm256_movemask_pd(ok) != 15)
-            root = pow_lanes(v_hat, root, _mm256_movemask_pd(ok), 0.5);
-        _mm256_storeu_pd(m + i, mi);
-        _mm256_storeu_pd(v + i, vi);
-        _mm256_storeu_pd(p + i, _mm256_sub_pd(_mm256_loadu_pd(p + i), _mm256_div_pd(
-            _mm256_mul_pd(lr, m_hat), _mm256_add_pd(root, e))));
-        _mm256_storeu_pd(g + i, zero);
+    for (start = 0; start + 4 <= n; start = end) {
+        end = start + ADAM_CHUNK < n ? start + ADAM_CHUNK : n;
+        count = 0;
+        for (i = start; i + 4 <= end; i += 4) {
+            const __m256d gi = _mm256_loadu_pd(g + i);
+            const __m256d square = _mm256_mul_pd(gi, gi);
+            __m256d mi, vi, m_hat, v_hat, root, error, ok;
+            __m256i keep;
+            int bits;
+            /* gi ** 2 */
+            error = _mm256_andnot_pd(sign, _mm256_fmsub_pd(gi, gi, square));
+            ok = _mm256_and_pd(within_avx2(_mm256_andnot_pd(sign, gi), 0x1p-60, 0x1p+60),
+                               _mm256_cmp_pd(error, _mm256_mul_pd(near, ulp_avx2(square)),
+                                             _CMP_LT_OQ));
+            ok = _mm256_or_pd(ok, _mm256_cmp_pd(gi, zero, _CMP_EQ_OQ));
+            mi = _mm256_add_pd(_mm256_mul_pd(b1, _mm256_loadu_pd(m + i)), _mm256_mul_pd(c1, gi));
+            vi = _mm256_add_pd(_mm256_mul_pd(b2, _mm256_loadu_pd(v + i)),
+                               _mm256_mul_pd(c2, square));
+            m_hat = _mm256_div_pd(mi, d1);
+            v_hat = _mm256_div_pd(vi, d2);
+            /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
+            root = _mm256_sqrt_pd(v_hat);
+            error = _mm256_andnot_pd(sign, _mm256_fnmadd_pd(root, root, v_hat));
+            ok = _mm256_and_pd(ok, _mm256_or_pd(
+                _mm256_and_pd(within_avx2(v_hat, 0x1p-120, 0x1p+120),
+                              _mm256_cmp_pd(error, _mm256_mul_pd(
+                                  _mm256_mul_pd(near, _mm256_set1_pd(2.0)),
+                                  _mm256_mul_pd(ulp_avx2(root), root)), _CMP_LT_OQ)),
+                _mm256_cmp_pd(v_hat, zero, _CMP_EQ_OQ)));
+            keep = _mm256_castpd_si256(ok);
+            _mm256_maskstore_pd(m + i, keep, mi);
+            _mm256_maskstore_pd(v + i, keep, vi);
+            _mm256_maskstore_pd(p + i, keep, _mm256_sub_pd(_mm256_loadu_pd(p + i), _mm256_div_pd(
+                _mm256_mul_pd(lr, m_hat), _mm256_add_pd(root, e))));
+            _mm256_maskstore_pd(g + i, keep, zero);
+            for (bits = ~_mm256_movemask_pd(ok) & 15; bits; bits &= bits - 1)
+                listed[count++] = i + __builtin_ctz(bits);
+        }
+        for (k = 0; k < count; k++)
+            adam_one(p + listed[k], g + listed[k], m + listed[k], v + listed[k], lr_t, beta1,
+                     beta2, eps, bias1, bias2);
     }
     return i;
 }
 
 /* adam_avx2 eight parameters at a time */
-__attribute__((target("avx512f")))
-static __m512d pow_lanes_avx512(__m512d x, __m512d result, __mmask8 ok, double y)
-{
-    double in[8], out[8];
-    int k;
-    _mm512_storeu_pd(in, x);
-    _mm512_storeu_pd(out, result);
-    for (k = 0; k < 8; k++)
-        if (!(ok & (1 << k)))
-            pyfloat_pow(in[k], y, &out[k]);
-    return _mm512_loadu_pd(out);
-}
-
 __attribute__((target("avx512f")))
 static __m512d ulp_avx512(__m512d x)
 {
@@ -930,37 +938,46 @@ static ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff
     const __m512d d1 = _mm512_set1_pd(bias1), d2 = _mm512_set1_pd(bias2);
     const __m512d lr = _mm512_set1_pd(lr_t), e = _mm512_set1_pd(eps), zero = _mm512_setzero_pd();
     const __m512d near = _mm512_set1_pd(PYFLOAT_NEAR_HALF);
-    ptrdiff_t i;
+    const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    ptrdiff_t listed[ADAM_CHUNK], start, end, count, i = 0, k;
 
-    for (i = 0; i + 8 <= n; i += 8) {
-        const __m512d gi = _mm512_loadu_pd(g + i);
-        __m512d square = _mm512_mul_pd(gi, gi), mi, vi, m_hat, v_hat, root, error;
-        __mmask8 ok;
-        /* gi ** 2 */
-        error = _mm512_abs_pd(_mm512_fmsub_pd(gi, gi, square));
-        ok = within_avx512(_mm512_abs_pd(gi), 0x1p-60, 0x1p+60) &
-             _mm512_cmp_pd_mask(error, _mm512_mul_pd(near, ulp_avx512(square)), _CMP_LT_OQ);
-        ok |= _mm512_cmp_pd_mask(gi, zero, _CMP_EQ_OQ);
-        if (ok != 0xff)
-            square = pow_lanes_avx512(gi, square, ok, 2.0);
-        mi = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_loadu_pd(m + i)), _mm512_mul_pd(c1, gi));
-        vi = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_loadu_pd(v + i)), _mm512_mul_pd(c2, square));
-        m_hat = _mm512_div_pd(mi, d1);
-        v_hat = _mm512_div_pd(vi, d2);
-        /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
-        root = _mm512_sqrt_pd(v_hat);
-        error = _mm512_abs_pd(_mm512_fnmadd_pd(root, root, v_hat));
-        ok = within_avx512(v_hat, 0x1p-120, 0x1p+120) &
-             _mm512_cmp_pd_mask(error, _mm512_mul_pd(_mm512_mul_pd(near, _mm512_set1_pd(2.0)),
-                                _mm512_mul_pd(ulp_avx512(root), root)), _CMP_LT_OQ);
-        ok |= _mm512_cmp_pd_mask(v_hat, zero, _CMP_EQ_OQ);
-        if (ok != 0xff)
-            root = pow_lanes_avx512(v_hat, root, ok, 0.5);
-        _mm512_storeu_pd(m + i, mi);
-        _mm512_storeu_pd(v + i, vi);
-        _mm512_storeu_pd(p + i, _mm512_sub_pd(_mm512_loadu_pd(p + i), _mm512_div_pd(
-            _mm512_mul_pd(lr, m_hat), _mm512_add_pd(root, e))));
-        _mm512_storeu_pd(g + i, zero);
+    for (start = 0; start + 8 <= n; start = end) {
+        end = start + ADAM_CHUNK < n ? start + ADAM_CHUNK : n;
+        count = 0;
+        for (i = start; i + 8 <= end; i += 8) {
+            const __m512d gi = _mm512_loadu_pd(g + i);
+            const __m512d square = _mm512_mul_pd(gi, gi);
+            __m512d mi, vi, m_hat, v_hat, root, error;
+            __mmask8 ok;
+            /* gi ** 2 */
+            error = _mm512_abs_pd(_mm512_fmsub_pd(gi, gi, square));
+            ok = within_avx512(_mm512_abs_pd(gi), 0x1p-60, 0x1p+60) &
+                 _mm512_cmp_pd_mask(error, _mm512_mul_pd(near, ulp_avx512(square)), _CMP_LT_OQ);
+            ok |= _mm512_cmp_pd_mask(gi, zero, _CMP_EQ_OQ);
+            mi = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_loadu_pd(m + i)), _mm512_mul_pd(c1, gi));
+            vi = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_loadu_pd(v + i)),
+                               _mm512_mul_pd(c2, square));
+            m_hat = _mm512_div_pd(mi, d1);
+            v_hat = _mm512_div_pd(vi, d2);
+            /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
+            root = _mm512_sqrt_pd(v_hat);
+            error = _mm512_abs_pd(_mm512_fnmadd_pd(root, root, v_hat));
+            ok &= (within_avx512(v_hat, 0x1p-120, 0x1p+120) &
+                   _mm512_cmp_pd_mask(error, _mm512_mul_pd(_mm512_mul_pd(near, _mm512_set1_pd(2.0)),
+                                      _mm512_mul_pd(ulp_avx512(root), root)), _CMP_LT_OQ)) |
+                  _mm512_cmp_pd_mask(v_hat, zero, _CMP_EQ_OQ);
+            _mm512_mask_storeu_pd(m + i, ok, mi);
+            _mm512_mask_storeu_pd(v + i, ok, vi);
+            _mm512_mask_storeu_pd(p + i, ok, _mm512_sub_pd(_mm512_loadu_pd(p + i), _mm512_div_pd(
+                _mm512_mul_pd(lr, m_hat), _mm512_add_pd(root, e))));
+            _mm512_mask_storeu_pd(g + i, ok, zero);
+            _mm512_mask_compressstoreu_epi64(listed + count, (__mmask8)~ok,
+                                             _mm512_add_epi64(_mm512_set1_epi64(i), lanes));
+            count += __builtin_popcount((unsigned)(__mmask8)~ok);
+        }
+        for (k = 0; k < count; k++)
+            adam_one(p + listed[k], g + listed[k], m + listed[k], v + listed[k], lr_t, beta1,
+                     beta2, eps, bias1, bias2);
     }
     return i;
 }
@@ -971,7 +988,6 @@ static void adam_range(double *p, double *g, double *m, double *v, ptrdiff_t n,
                        double lr_t, double beta1, double beta2, double eps,
                        double bias1, double bias2)
 {
-    const double one_minus_beta1 = 1 - beta1, one_minus_beta2 = 1 - beta2;
     ptrdiff_t i = 0;
 
 #ifdef HAVE_AVX2
@@ -980,15 +996,8 @@ static void adam_range(double *p, double *g, double *m, double *v, ptrdiff_t n,
     else if (kernel_isa() == ISA_AVX2)
         i = adam_avx2(p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2);
 #endif
-    for (; i < n; i++) {
-        double m_hat, v_hat;
-        m[i] = beta1 * m[i] + one_minus_beta1 * g[i];
-        v[i] = beta2 * v[i] + one_minus_beta2 * pyfloat_square(g[i]);  /* p.grad ** 2 */
-        m_hat = m[i] / bias1;
-        v_hat = v[i] / bias2;
-        p[i] -= lr_t * m_hat / (pyfloat_root(v_hat) + eps);            /* v_hat ** 0.5 */
-        g[i] = 0.0;
-    }
+    for (; i < n; i++)
+        adam_one(p + i, g + i, m + i, v + i, lr_t, beta1, beta2, eps, bias1, bias2);
 }
 
 struct adam_job {
