@@ -14,6 +14,9 @@
  * out.
  */
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "fused.h"
 #include "pyfloat.h"
@@ -29,8 +32,6 @@
 #if defined(__GNUC__) && defined(__x86_64__)
 #define HAVE_AVX2 1
 #include <immintrin.h>
-#include <stdlib.h>
-#include <string.h>
 
 enum { ISA_PORTABLE, ISA_AVX2, ISA_AVX512 };
 
@@ -205,6 +206,18 @@ static void share(ptrdiff_t n, ptrdiff_t unit, ptrdiff_t part, ptrdiff_t parts,
         *end = n;
 }
 
+/* Work space of `each` bytes for each of `parts` parts; NULL if there is
+   no such memory, or if the size overflows (the caller then runs the plain
+   loops). `each` is a few rows of the kernel's matrices, which exist. */
+#ifdef HAVE_AVX2
+static void *space_for(ptrdiff_t parts, size_t each)
+{
+    if (each && (size_t)parts > SIZE_MAX / each)
+        return NULL;
+    return malloc(parts * each);
+}
+#endif
+
 int fused_set_threads(int n)
 {
     return threads_set(n);
@@ -274,7 +287,7 @@ void fused_linear(const double *x, const double *w, double *y,
                                           (nout + WIDEST_PANEL - 1) / WIDEST_PANEL);
         struct linear_job job = {x, w, 0, y, 0, 0, 0, 0, 0, rows, nin, nout, 0, 0,
                                  nin * WIDEST_PANEL * sizeof(double)};
-        job.space = malloc(parts * job.each);
+        job.space = space_for(parts, job.each);
         if (job.space) {
             threads_run(linear_part, &job, parts);
             free(job.space);
@@ -353,7 +366,7 @@ void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
         const ptrdiff_t parts = parts_for((double)rows * nin * nout, (nout + 7) / 8);
         struct linear_job job = {x, 0, dy, 0, dw, 0, 0, 0, 0, rows, nin, nout, 0, 0,
                                  WEIGHT_SPACE(rows)};
-        job.space = malloc(parts * job.each);
+        job.space = space_for(parts, job.each);
         if (job.space) {
             threads_run(linear_backward_weight_part, &job, parts);
             free(job.space);
@@ -374,7 +387,7 @@ void fused_linear_backward_input(const double *const *w_rows, const double *cons
                                           (nin + WIDEST_PANEL - 1) / WIDEST_PANEL);
         struct linear_job job = {0, 0, 0, 0, 0, dx, w_rows, dy_cols, order, rows, nin, nout,
                                  dy_stride, 0, INPUT_SPACE(rows, nout)};
-        job.space = malloc(parts * job.each);
+        job.space = space_for(parts, job.each);
         if (job.space) {
             threads_run(linear_backward_input_part, &job, parts);
             free(job.space);
@@ -596,7 +609,7 @@ int fused_attention(const double *q, const double *const *k, const double *const
         struct attention_job job = {q, k, v, exps, sums, 0, 0, 0, 0, out, rows, first, n_embd,
                                     n_head, scale, 0,
                                     ATTENTION_SPACE(head_dim, rows, positions)};
-        job.space = malloc(parts * job.each);
+        job.space = space_for(parts, job.each);
         if (job.space) {
             int status = PYFLOAT_OK;
             threads_run(attention_logits_part, &job, parts);
@@ -668,7 +681,7 @@ void fused_attention_backward(const double *q, const double *const *k,
         struct attention_job job = {q, k, v, exps, sums, dout, dq, dk, dv, 0, rows, first,
                                     n_embd, n_head, scale, 0,
                                     ATTENTION_BACKWARD_SPACE(head_dim, rows, positions)};
-        job.space = malloc(parts * job.each);
+        job.space = space_for(parts, job.each);
         if (job.space) {
             threads_run(attention_backward_part, &job, parts);
             free(job.space);
