@@ -558,18 +558,11 @@ struct attention_job {
     size_t each;
 };
 
-/* the heads of this part */
-static void heads(struct attention_job *j, ptrdiff_t part, ptrdiff_t parts,
-                  ptrdiff_t *start, ptrdiff_t *end)
-{
-    share(j->n_head, 1, part, parts, start, end);
-}
-
 static void attention_logits_part(void *context, ptrdiff_t part, ptrdiff_t parts)
 {
     struct attention_job *j = context;
     ptrdiff_t start, end;
-    heads(j, part, parts, &start, &end);
+    share(j->n_head, 1, part, parts, &start, &end);     /* this part's heads */
     BY_ISA(attention_logits_of_heads, (j->q, j->k, (double *)j->exps, j->rows, j->first,
                                        j->n_embd, j->n_head, j->scale, start, end,
                                        j->space + part * j->each));
@@ -579,7 +572,7 @@ static void attention_values_part(void *context, ptrdiff_t part, ptrdiff_t parts
 {
     struct attention_job *j = context;
     ptrdiff_t start, end;
-    heads(j, part, parts, &start, &end);
+    share(j->n_head, 1, part, parts, &start, &end);     /* this part's heads */
     BY_ISA(attention_values_of_heads, (j->v, j->exps, j->sums, j->out, j->rows,
                                        j->first, j->n_embd, j->n_head, start, end,
                                        j->space + part * j->each));
@@ -589,7 +582,7 @@ static void attention_backward_part(void *context, ptrdiff_t part, ptrdiff_t par
 {
     struct attention_job *j = context;
     ptrdiff_t start, end;
-    heads(j, part, parts, &start, &end);
+    share(j->n_head, 1, part, parts, &start, &end);     /* this part's heads */
     BY_ISA(attention_backward, (j->q, j->k, j->v, j->exps, j->sums, j->dout, j->dq,
                                 j->dk, j->dv, j->rows, j->first, j->n_embd, j->n_head,
                                 j->scale, start, end, j->space + part * j->each));
