@@ -845,6 +845,19 @@ static inline void adam_one(double *p, double *g, double *m, double *v, double l
  */
 #define ADAM_CHUNK 512
 
+/* Each chunk's parameters are asked for a chunk ahead, while the one before
+   is updated: otherwise the memory would idle while the listed lanes call
+   pow, and every chunk would start by waiting for its first lines */
+#define ADAM_AHEAD(i, n, p, g, m, v)                                            \
+    do {                                                                        \
+        if ((i) + ADAM_CHUNK < (n)) {                                           \
+            __builtin_prefetch((g) + (i) + ADAM_CHUNK, 1);                      \
+            __builtin_prefetch((m) + (i) + ADAM_CHUNK, 1);                      \
+            __builtin_prefetch((v) + (i) + ADAM_CHUNK, 1);                      \
+            __builtin_prefetch((p) + (i) + ADAM_CHUNK, 1);                      \
+        }                                                                       \
+    } while (0)
+
 /* pyfloat_ulp of four positive doubles */
 __attribute__((target("avx2,fma")))
 static __m256d ulp_avx2(__m256d x)
@@ -882,6 +895,8 @@ static ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t
             __m256d mi, vi, m_hat, v_hat, root, error, ok;
             __m256i keep;
             int bits;
+            if (i % 8 == 0)                     /* a line of 64 bytes at a time */
+                ADAM_AHEAD(i, n, p, g, m, v);
             /* gi ** 2 */
             error = _mm256_andnot_pd(sign, _mm256_fmsub_pd(gi, gi, square));
             ok = _mm256_and_pd(within_avx2(_mm256_andnot_pd(sign, gi), 0x1p-60, 0x1p+60),
@@ -955,6 +970,7 @@ static ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff
             const __m512d square = _mm512_mul_pd(gi, gi);
             __m512d mi, vi, m_hat, v_hat, root, error;
             __mmask8 ok;
+            ADAM_AHEAD(i, n, p, g, m, v);
             /* gi ** 2 */
             error = _mm512_abs_pd(_mm512_fmsub_pd(gi, gi, square));
             ok = within_avx512(_mm512_abs_pd(gi), 0x1p-60, 0x1p+60) &
