@@ -661,3 +661,35 @@ def test_memory_kept_for_reuse_is_released_on_request():
         z = relu(x)
         cross_entropy(z, [1, 0]).backward()
         assert z.grad.tolist() == expected      # from zero, not from the freed one's
+
+
+def test_gradients_start_at_zero_in_memory_left_by_other_tensors():
+    """backward() zeroes each gradient just before its first sum: the NaNs of
+    freed tensors, whose memory the gradients take back, never show through
+    (a tensor used twice, one in the middle, the leaves, one never reached)."""
+    rng = stdlib_random.Random(11)
+    w0, x0 = matrix(rng, 3, 3), matrix(rng, 2, 3)
+
+    def gradients():
+        x, w = Tensor(x0), Tensor(w0)
+        h = linear(x, w)
+        s = add(relu(h), h)                     # h reaches the loss twice
+        unused = relu(x)
+        cross_entropy(s, [0, 2]).backward()
+        return [hexes(t.grad.tolist()) for t in (x, w, h, s, unused)]
+
+    fused.release_kept_memory()
+    expected = gradients()
+    xs, ws = values(x0), values(w0)
+    hs = [scalar.linear(row, ws) for row in xs]
+    losses = [-scalar.softmax([a.relu() + a for a in row])[t].log() for row, t in zip(hs, [0, 2])]
+    ((1 / 2) * sum(losses)).backward()
+    for got, oracle in [(expected[0], xs), (expected[1], ws)]:
+        assert [[float.fromhex(g) for g in row] for row in got] == \
+            [[pytest.approx(v.grad, rel=1e-12) for v in row] for row in oracle]
+    assert expected[4] == hexes([[0.0] * 3] * 2)
+    nan = float("nan")
+    litter = [Tensor([[nan] * 3] * n) for n in (1, 2, 3) for _ in range(8)]
+    litter += [Tensor([[nan]]) for _ in range(8)]
+    del litter                                  # their memory is kept, NaNs and all
+    assert gradients() == expected

@@ -20,6 +20,7 @@ cimport cython
 from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.math cimport sqrt
 from libc.string cimport memcpy, memset
 
@@ -290,6 +291,7 @@ cdef class Tensor:
     """
     cdef double *_data
     cdef double *_grad              # NULL until a backward pass needs it
+    cdef bint _grad_unset           # _grad's memory not yet zeroed (see backward)
     cdef readonly Py_ssize_t rows
     cdef readonly Py_ssize_t cols
     cdef bint _owned                # _data and _grad are this tensor's own memory
@@ -367,10 +369,17 @@ cdef class Tensor:
         return f"Tensor(shape=({self.rows}, {self.cols}))"
 
     cdef int _ensure_grad(self) except -1:
+        self._reserve_grad()
+        _zero_unset_grad(self)
+        return 0
+
+    cdef int _reserve_grad(self) except -1:
+        """Memory for the gradient, zeroed later by _zero_unset_grad."""
         if self._grad == NULL:
             if not self._owned:
                 raise RuntimeError("a view has its gradient in its parameters")
-            self._grad = _matrix(self.rows * self.cols, True)
+            self._grad = _matrix(self.rows * self.cols, False)
+            self._grad_unset = True
         return 0
 
     def backward(self):
@@ -382,16 +391,36 @@ cdef class Tensor:
             raise ValueError(f"backward() needs a one-number tensor (a loss), not {self.shape}")
         n = _topological_order(self, &topo)
         try:
+            # Every gradient's memory first (running out of it changes nothing);
+            # each is zeroed just before its first sum, when the first tensor
+            # made from it passes its gradient back: the zeros are then still
+            # in the cache when the sums read them.
             for i in range(n):
-                (<Tensor>topo[i])._ensure_grad()
+                (<Tensor>topo[i])._reserve_grad()
+            _zero_unset_grad(self)
             self._grad[0] = 1.0
             # From here on no Python object is made, so no Python code runs
             # (no garbage collection, no finalizer, no switch to another
             # thread) that could start a pass of its own halfway through this one.
             for i in range(n - 1, -1, -1):
+                _zero_unset_grads_of_inputs(<Tensor>topo[i])
                 _backward(<Tensor>topo[i])
         finally:
+            for i in range(n):                  # after an error, as before it
+                _zero_unset_grad(<Tensor>topo[i])
             PyMem_Free(topo)
+
+
+cdef inline void _zero_unset_grad(Tensor t) noexcept:
+    if t._grad_unset:
+        memset(t._grad, 0, t.rows * t.cols * sizeof(double))
+        t._grad_unset = False
+
+
+cdef void _zero_unset_grads_of_inputs(Tensor t) noexcept:
+    cdef Py_ssize_t i
+    for i in range(len(t._inputs)):
+        _zero_unset_grad(<Tensor>PyTuple_GET_ITEM(t._inputs, i))
 
 
 cdef Tensor _node(Py_ssize_t rows, Py_ssize_t cols, int op, tuple inputs):

@@ -150,6 +150,9 @@ MUTANTS = [
      "for i in range(t.rows - 1, -1, -1):    # a row used twice: the last position first",
      "for i in range(t.rows):    # a row used twice: the last position first",
      "a table row used twice gets its gradients first position first"),
+    ("backward_gradients_not_zeroed", "src/microgpt/_fused.pyx",
+     "                _zero_unset_grads_of_inputs(<Tensor>topo[i])\n", "",
+     "gradients summed onto the memory they were given, not onto zeros"),
     # src/microgpt/_engine.pyx: the compiled Value
     ("relu_at_zero", "src/microgpt/_engine.pyx",
      "1.0 if self.data > 0 else 0.0)", "1.0 if self.data >= 0 else 0.0)",
