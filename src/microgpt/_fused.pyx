@@ -406,7 +406,8 @@ cdef class Tensor:
                 _zero_unset_grads_of_inputs(<Tensor>topo[i])
                 _backward(<Tensor>topo[i])
         finally:
-            for i in range(n):                  # after an error, as before it
+            for i in range(n):                  # what an error left unzeroed: no
+                                                # gradient ever shows old memory
                 _zero_unset_grad(<Tensor>topo[i])
             PyMem_Free(topo)
 
