@@ -13,11 +13,15 @@ microgpt does not need PyTorch; this script does (pip install torch).
 import json
 import sys
 
-import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
+try:
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+except ImportError as exc:
+    sys.exit(f"to_pytorch.py: needs PyTorch, which cannot be imported ({exc}): pip install torch")
 
 import microgpt
+from microgpt.errors import InputError
 
 
 class GPT(torch.nn.Module):
@@ -70,14 +74,17 @@ def from_checkpoint(path):
 
 
 def main(path, text="emma"):
+    try:                            # microgpt checks the checkpoint and the text first
+        ours = microgpt.load(path)
+        expected = torch.tensor(ours.logits(text), dtype=torch.float64)
+    except (InputError, ValueError) as exc:
+        sys.exit(f"to_pytorch.py: error: {exc}")
     model, vocabulary = from_checkpoint(path)
     bos = len(vocabulary)
     tokens = torch.tensor([bos] + [vocabulary.index(c) for c in text])
-    ours = microgpt.load(path)
     tokens = tokens[:ours.config.block_size]
     with torch.no_grad():
         theirs = model(tokens)
-    expected = torch.tensor(ours.logits(text), dtype=torch.float64)
     difference = (theirs - expected).abs().max().item()
     print(f"logits of {text!r}: {tuple(theirs.shape)}, largest difference from microgpt "
           f"{difference:.3g}")

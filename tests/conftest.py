@@ -35,6 +35,19 @@ def _need_shared():
     return shared
 
 
+@pytest.fixture
+def char_device(tmp_path):
+    """A character device like /dev/null, made in tmp_path: a test that a device is never
+    replaced must not risk the system's own."""
+    import stat
+    path = tmp_path / "null"
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    return path
+
+
 @pytest.fixture(scope="session")
 def names_txt():
     """The path of the shared copy of names.txt."""

@@ -404,3 +404,98 @@ def test_the_readmes_python_example_prints_what_the_readme_shows(names_txt, tmp_
                             text=True, timeout=1800)
     assert result.returncode == 0, result.stderr
     assert result.stdout == shown
+
+
+# -- reading only what a checkpoint can be, and the same bytes for the same run -----------
+
+def test_a_checkpoint_is_read_no_further_than_its_header_says(good, tmp_path):
+    path = tmp_path / "big.safetensors"
+    path.write_bytes(good)
+    with open(path, "r+b") as f:                # 4 GiB, sparse: reading it would take them
+        f.truncate(4 << 30)
+    with pytest.raises(CheckpointError, match=r"it is 4,294,967,296 bytes; its header says "):
+        checkpoint.load(path)
+    path.write_bytes(good + b"\0")               # one byte past the end is not it either
+    with pytest.raises(CheckpointError, match="its header says"):
+        checkpoint.load(path)
+    for device in ("/dev/zero", "/dev/urandom"):
+        if os.path.exists(device):
+            with pytest.raises(CheckpointError, match=f"{device}: is a character device"):
+                checkpoint.load(device)
+
+
+def test_a_generator_state_no_seed_reaches_is_refused(good, tmp_path):
+    def zero(t, m):
+        t["random.mt"][:] = 0
+        t["random.mt"][0] = 0x7fffffff         # the lower 31 bits of the first word are unused
+    path = tmp_path / "zero.safetensors"
+    path.write_bytes(rewritten(good, zero))
+    with pytest.raises(CheckpointError, match="random.mt is not a state of MT19937"):
+        checkpoint.load(path)
+    top = lambda t, m: (t["random.mt"].__setitem__(slice(None), 0),
+                        t["random.mt"].__setitem__(0, 0x80000000))
+    path.write_bytes(rewritten(good, top))      # its top bit alone is a state
+    checkpoint.load(path)
+
+
+@pytest.mark.parametrize("key", ["n_embd", "step", "text_sha256", "vocabulary",
+                                 "format_version"])
+def test_an_error_quotes_a_huge_value_cut_short(good, tmp_path, key):
+    path = tmp_path / "huge.safetensors"
+    path.write_bytes(rewritten(good, lambda t, m: _set(m, key, "x" * 1_000_000)))
+    with pytest.raises(CheckpointError) as info:
+        checkpoint.load(path)
+    assert len(str(info.value)) < 300 + len(str(path)), str(info.value)[:400]
+
+
+def test_the_same_run_saves_the_same_bytes(names_txt, tmp_path):
+    # two processes (the metadata's order must not depend on one's hash seed)
+    script = ("import sys, microgpt\n"
+              "run = microgpt.Run(sys.argv[1], 'v2', n_embd=4, n_head=1, num_steps=2)\n"
+              "list(run)\nrun.save(sys.argv[2])\n")
+    for i, seed in enumerate(("1", "2", "3")):
+        result = subprocess.run([sys.executable, "-c", script, str(names_txt),
+                                 str(tmp_path / f"{i}.safetensors")],
+                                env=dict(os.environ, PYTHONHASHSEED=seed), capture_output=True)
+        assert result.returncode == 0, result.stderr
+    saved = [(tmp_path / f"{i}.safetensors").read_bytes() for i in range(3)]
+    assert saved[0] == saved[1] == saved[2]
+    checkpoint.from_bytes(saved[0])
+
+
+def test_the_pytorch_example_without_pytorch_is_one_line(good, tmp_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "to_pytorch.py"
+    script = textwrap.dedent(f"""
+        import runpy, sys
+
+        class NoTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "torch":
+                    raise ModuleNotFoundError(f"No module named {{name!r}}")
+
+        sys.meta_path.insert(0, NoTorch())
+        sys.argv = [{str(example)!r}, "ck.safetensors"]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode != 0 and result.stdout == ""
+    assert result.stderr == ("to_pytorch.py: needs PyTorch, which cannot be imported (No module "
+                             "named 'torch'): pip install torch\n")
+
+
+def test_a_run_trains_through_one_iterator_at_a_time(names):
+    run = microgpt.Run(names, "v1", **SMALL)
+    first = iter(run)
+    next(first)
+    with pytest.raises(RuntimeError, match="another iterator is training this run"):
+        next(iter(run))
+    with pytest.raises(RuntimeError, match="another iterator"):
+        next(run.steps())
+    assert run.step == 1
+    first.close()                               # once it is done with, another may go on
+    losses = [loss for loss in run]
+    assert run.step == SMALL["num_steps"] and len(losses) == SMALL["num_steps"] - 1
+    whole = microgpt.Run(names, "v1", **SMALL)
+    assert state_of(whole) != state_of(run)
+    list(whole)
+    assert state_of(whole) == state_of(run)     # the same steps, each once

@@ -3,6 +3,7 @@ import os
 import re
 import resource
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -399,8 +400,8 @@ def test_characters_the_output_cannot_encode(tmp_path):
 
 # -- Ctrl-C while starting -------------------------------------------------------------
 
-@pytest.mark.parametrize("module", ["argparse", "microgpt.data", "microgpt.random",
-                                    "microgpt.model", "microgpt.train"])
+@pytest.mark.parametrize("module", ["warnings", "microgpt.errors", "argparse", "microgpt.data",
+                                    "microgpt.random", "microgpt.model", "microgpt.train"])
 def test_ctrl_c_during_start_up_is_one_line(names_txt, module):
     # what the console script does, with a Ctrl-C arriving while `module` is imported
     script = textwrap.dedent(f"""
@@ -661,3 +662,98 @@ def test_save_does_not_change_stdout(names_txt, tmp_path):
     saved = run(*args, "--save", str(tmp_path / "ck.safetensors"), "--save-every", "7")
     assert saved.returncode == 0 and saved.stdout == plain.stdout and saved.stderr == b""
     assert [p.name for p in tmp_path.iterdir()] == ["ck.safetensors"]     # no temporary left
+
+
+# -- what a run leaves behind ------------------------------------------------------------
+
+def test_a_text_whose_file_name_is_not_utf8_saves_logs_and_reports(names_txt, tmp_path):
+    # a name Linux takes, with a byte UTF-8 cannot decode: the run's results are all kept
+    raw = os.path.join(os.fsencode(tmp_path), b"n\xffames.txt")
+    with open(raw, "wb") as f:
+        f.write(names_txt.read_bytes()[:3000])
+    ck, log, page = (tmp_path / name for name in ("m.safetensors", "run.jsonl", "r.html"))
+    outputs = ["--save", str(ck), "--log", str(log)]
+    if microgpt.BACKEND == "compiled":
+        outputs += ["--report", str(page)]
+    result = subprocess.run([os.fsencode(TRAIN), b"--input", raw, *SMALL[:2], *map(
+        os.fsencode, outputs)], capture_output=True)
+    assert result.returncode == 0, result.stderr
+    from microgpt import checkpoint, runlog
+    assert checkpoint.load(ck).text_name == f"{tmp_path}/n\\xffames.txt"
+    assert runlog.read(log)[0]["text_name"] == f"{tmp_path}/n\\xffames.txt"
+    if microgpt.BACKEND == "compiled":
+        assert "n\\xffames.txt" in page.read_text(encoding="utf-8")
+    # and --resume finds that text by the name it keeps
+    resumed = run("--resume", str(ck))
+    assert resumed.returncode == 0, resumed.stderr
+    assert result.stdout.endswith(resumed.stdout)
+
+
+@linux_only
+@pytest.mark.parametrize("flag", ["--save", "--log", "--report"])
+def test_outputs_that_are_not_regular_files_are_refused_before_training(names_txt, tmp_path,
+                                                                       char_device, flag):
+    pipe, null = tmp_path / "pipe", char_device
+    os.mkfifo(pipe)
+    for target in (pipe, null):
+        result = run("--input", str(names_txt), *SMALL, flag, str(target), timeout=60)
+        assert result.returncode == 2 and result.stdout == b""
+        assert b"not a regular file; microgpt writes only regular files\n" in result.stderr
+        assert result.stderr.count(b"\n") == 1
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and stat.S_ISCHR(os.lstat(null).st_mode)
+
+
+def test_a_symbolic_link_output_writes_its_target(names_txt, tmp_path):
+    (tmp_path / "link").symlink_to("m.safetensors")
+    result = run("--input", str(names_txt), *SMALL, "--save", str(tmp_path / "link"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "m.safetensors").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--save", "{tmp}/x", "--log", "{tmp}/x"],
+     "the checkpoint and the log would be written to the same file {tmp}/x"),
+    (["--log", "{input}"], "the log would be written over the input {input}"),
+    (["--save", "{tmp}/link"], "the checkpoint would be written over the input {input}"),
+])
+def test_outputs_never_overwrite_each_other_or_the_input(names_txt, tmp_path, args, message):
+    text = tmp_path / "names.txt"
+    text.write_bytes(names_txt.read_bytes()[:2000])
+    (tmp_path / "link").symlink_to("names.txt")
+    fill = lambda a: a.replace("{tmp}", str(tmp_path)).replace("{input}", str(text))
+    result = run("--input", str(text), *SMALL, *map(fill, args))
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.decode() == f"microgpt-train: error: {fill(message)}; give " + \
+        result.stderr.decode().split("; give ", 1)[1]
+    assert text.read_bytes() == names_txt.read_bytes()[:2000]
+
+
+@linux_only
+def test_a_checkpoint_that_cannot_be_written_at_the_end_is_status_1(names_txt, tmp_path):
+    def small_files():      # ulimit -f: writes past 64 kB fail (EFBIG) instead of killing
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64_000, 64_000))
+    path = tmp_path / "m.safetensors"
+    result = run("--input", str(names_txt), *SMALL, "--n-embd", "16", "--save", str(path),
+                 preexec_fn=small_files)
+    assert result.returncode == 1
+    assert result.stderr.decode() == (f"microgpt-train: error: cannot save the checkpoint: "
+                                      f"cannot write {path}: File too large\n")
+    assert list(tmp_path.iterdir()) == []           # no half-written file, no temporary
+
+
+def test_held_out_documents_without_a_log_say_their_loss(names_txt):
+    result = run("--input", str(names_txt), *SMALL, "--val-docs", "50")
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(rb"held-out loss after step 2 \(50 documents\): \d\.\d{4}\n",
+                        result.stderr), result.stderr
+    assert b"held-out" not in result.stdout
+
+
+def test_the_console_script_imports_nothing_before_main(tmp_path):
+    # a Ctrl-C is answered from main() on: before it, only the package and this module load
+    check = ("import sys\nbefore = set(sys.modules)\nimport microgpt.cli\n"
+             "print(sorted(set(sys.modules) - before))\n")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['microgpt', 'microgpt._backend', 'microgpt.cli']"

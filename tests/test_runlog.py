@@ -11,6 +11,7 @@ import pytest
 
 import microgpt
 from microgpt import runlog
+from microgpt.data import DataError
 from microgpt.train import SCHEDULES
 
 TRAIN = str(Path(sys.executable).parent / "microgpt-train")
@@ -182,3 +183,84 @@ def test_resume_keeps_the_held_out_documents(names_txt, tmp_path):
     assert result.returncode == 2
     assert b"--val-docs 31 contradicts" in result.stderr and b"holds out 30" in result.stderr
     assert run("--input", str(names_txt), "--resume", str(ck), "--val-docs", "30").returncode == 0
+
+
+# -- what a log holds, and reading it back ------------------------------------------------
+
+def test_non_finite_numbers_anywhere_in_a_record_are_null(tmp_path):
+    with runlog.RunLog(tmp_path / "x.jsonl") as log:
+        log.write("step", step=1, loss=1.0, rms={"wte": [float("nan"), 2.0]},
+                  nested=({"a": [float("-inf")]},))
+    assert json.loads((tmp_path / "x.jsonl").read_text()) == {
+        "kind": "step", "step": 1, "loss": 1.0, "rms": {"wte": [None, 2.0]},
+        "nested": [{"a": [None]}]}
+
+
+def test_the_log_does_not_change_how_a_run_with_huge_numbers_goes_on(names_txt, tmp_path):
+    # embeddings of 1e300: rmsnorm makes them 0, the loss stays finite, but their squares
+    # (the parameters' RMS) overflow: without --log the run goes on, so it must with it
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+    ck = tmp_path / "ck.safetensors"
+    assert run("--input", str(names_txt), "--steps", "4", "--save", str(ck), "--save-every",
+               "2", "--samples", "0").returncode == 0
+    with safe_open(str(ck), "numpy") as f:
+        metadata = f.metadata()
+    tensors = load_file(str(ck))
+    tensors["wte"][:] = 1e300
+    save_file(tensors, str(ck), metadata={**metadata, "step": "2"})
+    args = ["--input", str(names_txt), "--resume", str(ck)]
+    plain, logged = run(*args), run(*args, "--log", str(tmp_path / "run.jsonl"))
+    assert plain.returncode == 0, plain.stderr
+    assert (logged.returncode, logged.stdout, logged.stderr) == (0, plain.stdout, b"")
+    steps = [r for r in runlog.read(tmp_path / "run.jsonl") if r["kind"] == "step"]
+    assert [r["step"] for r in steps] == [3, 4] and steps[0]["rms"]["wte"][0] is None
+
+
+def write_log(path, text_name="names.txt", samples=("emma",)):
+    with runlog.RunLog(path) as log:
+        log.write("start", recipe="v1", settings={}, text_name=text_name)
+        log.write("step", step=1, loss=3.0, lr=0.01)
+        log.write("end", step=1, samples=list(samples))
+
+
+def test_lines_end_at_newline_only(tmp_path):
+    # U+2028, U+2029 and U+0085 end a line for str.splitlines, not for JSON Lines
+    write_log(tmp_path / "run.jsonl", "a\u2028b\u2029c\x85d", ["x\u2028y"])
+    records = runlog.read(tmp_path / "run.jsonl")
+    assert records[0]["text_name"] == "a\u2028b\u2029c\x85d"
+    assert records[-1]["samples"] == ["x\u2028y"]
+
+
+def test_a_last_line_cut_short_is_left_out_with_a_warning(tmp_path):
+    path = tmp_path / "run.jsonl"
+    write_log(path)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-12])                   # the disk filled in the end record
+    with pytest.warns(UserWarning, match="last line .* is cut short"):
+        records = runlog.read(path)
+    assert [r["kind"] for r in records] == ["start", "step"]
+    path.write_bytes(whole[:-1])                    # complete but for its newline: kept
+    assert [r["kind"] for r in runlog.read(path)] == ["start", "step", "end"]
+    middle = whole.replace(b'"loss": 3.0', b'"loss": 3.')
+    path.write_bytes(middle)                        # broken in the middle: not a log
+    with pytest.raises(DataError, match="line 2"):
+        runlog.read(path)
+
+
+@pytest.mark.parametrize("record, message", [
+    ('{"kind": "start", "num_docs": "many"}', "not a start record of a microgpt log (its "
+     "'num_docs' is not a whole number"),
+    ('{"kind": "step", "step": 1, "loss": 1.0, "elapsed": "soon"}', "its 'elapsed' is not a "
+     "number"),
+    ('{"kind": "end", "step": 1, "samples": [1, 2]}', "its 'samples' is not of the right kind"),
+    ('{"kind": "step", "step": 1}', "it has no 'loss'"),
+    ('[1, 2]', "a JSON object with a kind"),
+])
+def test_records_of_the_wrong_shape_are_one_line(tmp_path, record, message):
+    path = tmp_path / "run.jsonl"
+    first = '{"kind": "start"}\n' if '"start"' not in record else ""
+    path.write_text(first + record + "\n")
+    with pytest.raises(DataError) as info:
+        runlog.read(path)
+    assert message in str(info.value) and "\n" not in str(info.value)

@@ -1,6 +1,7 @@
 """The HTML report (microgpt.viz, --report, microgpt-report): its numbers
 against the model's own, its views, that it names nothing outside itself,
 and what Chromium shows of it."""
+import json
 import os
 import re
 import shutil
@@ -220,3 +221,126 @@ def test_a_run_of_no_steps_says_so(names_txt, tmp_path):
     assert result.returncode == 0, result.stderr
     page = out.read_text()
     assert page.count("The run trained no steps") == 2 and page.count("<svg") == 3
+
+
+# -- what the page shows of any run, and what it refuses ------------------------------------
+
+def with_metadata(source, target, **changes):
+    """A copy of the checkpoint at source with some metadata changed, at target."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+    with safe_open(str(source), "numpy") as f:
+        metadata = f.metadata()
+    save_file(load_file(str(source)), str(target), metadata={**metadata, **changes})
+    return target
+
+
+def report(*args):
+    return subprocess.run([REPORT, *map(str, args)], capture_output=True)
+
+
+def test_a_checkpoint_whose_sampling_fails_is_one_line(finished, tmp_path):
+    # finite numbers that load, and a temperature whose inverse overflows the logits
+    ck = with_metadata(finished["ck.safetensors"], tmp_path / "ck.safetensors",
+                       temperature="5.6e-309")
+    result = report(ck, "-o", tmp_path / "r.html")
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.startswith(b"microgpt-report: error: sampling failed at sample 1: ")
+    assert result.stderr.count(b"\n") == 1 and not (tmp_path / "r.html").exists()
+
+
+def test_a_report_draws_a_bounded_number_of_samples(finished, tmp_path):
+    ck = with_metadata(finished["ck.safetensors"], tmp_path / "ck.safetensors",
+                       num_samples=str(10 ** 9))
+    result = subprocess.run([REPORT, str(ck), "-o", str(tmp_path / "r.html")],
+                            capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert page.count('<span class="n">') == viz.MAX_SAMPLES
+
+
+def rewritten_log(finished, tmp_path, change):
+    records = runlog.read(finished["run.jsonl"])
+    change(records)
+    path = tmp_path / "changed.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return path
+
+
+def _set(record, key, value):
+    record[key] = value
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: _set(r[0], "text_sha256", "0" * 64), "is the log of another run than"),
+    (lambda r: _set(r[0], "vocab_size", 5), "is the log of another run than"),
+    (lambda r: _set(r[-1], "samples", ["zzé"]), "its samples have characters that are not in"),
+    (lambda r: _set(r[-1], "samples", [1]), "its 'samples' is not of the right kind"),
+    (lambda r: _set(r[0], "num_docs", "many"), "its 'num_docs' is not a whole number"),
+    (lambda r: _set(r[1], "elapsed", "soon"), "its 'elapsed' is not a number"),
+])
+def test_logs_that_do_not_fit_the_checkpoint_are_one_line(finished, tmp_path, change, message):
+    log = rewritten_log(finished, tmp_path, change)
+    result = report(finished["ck.safetensors"], "--log", log, "-o", tmp_path / "r.html")
+    assert result.returncode == 2 and result.stdout == b""
+    assert message in result.stderr.decode() and result.stderr.count(b"\n") == 1
+
+
+def test_a_log_with_a_loss_that_was_not_finite_makes_a_page(finished, tmp_path):
+    # --log writes a non-finite loss as null
+    def last_loss_null(records):
+        _set([r for r in records if r["kind"] == "step"][-1], "loss", None)
+    log = rewritten_log(finished, tmp_path, last_loss_null)
+    result = report(finished["ck.safetensors"], "--log", log, "-o", tmp_path / "r.html")
+    assert result.returncode == 0, result.stderr
+    assert "final loss not a number" in (tmp_path / "r.html").read_text()
+
+
+def test_a_log_cut_short_by_a_full_disk_still_makes_a_page(finished, tmp_path):
+    log = tmp_path / "cut.jsonl"
+    log.write_bytes(finished["run.jsonl"].read_bytes()[:-40])
+    result = report(finished["ck.safetensors"], "--log", log, "-o", tmp_path / "r.html")
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(rb"microgpt-report: warning: .*cut.jsonl: its last line \(line \d+, "
+                        rb"\d+ characters\) is cut short; read up to the record before it\n",
+                        result.stderr), result.stderr
+
+
+def odd_run(tmp_path, docs):
+    text = tmp_path / "odd.txt"
+    text.write_text("\n".join(docs) + "\n", encoding="utf-8")
+    paths = [tmp_path / n for n in ("ck.safetensors", "run.jsonl", "r.html")]
+    result = subprocess.run([TRAIN, "--input", str(text), "--steps", "3", "--samples", "3",
+                             "--n-embd", "8", "--n-head", "2", "--save", str(paths[0]),
+                             "--log", str(paths[1]), "--report", str(paths[2]),
+                             "--inspect", docs[0]], capture_output=True)
+    return result, paths
+
+
+def test_characters_that_show_nothing_are_shown_as_code_points(tmp_path):
+    docs = ["a\x01b", "c\uffffd", "e\x1bf", "g\u202eh", "i\u2028j\x85k"]
+    result, (ck, log, page) = odd_run(tmp_path, docs)
+    assert result.returncode == 0, result.stderr
+    html = page.read_text(encoding="utf-8")
+    body = html[html.index("<body>"):]
+    unseen = [c for c in body if c not in "\n" and viz._unseen(c)]
+    assert unseen == []             # none of them raw: each as a marked code point
+    assert '“a<span class="esc">U+0001</span>b”' in body      # the document inspected
+    again = report(ck, "--log", log, "-o", tmp_path / "again.html", "--inspect", docs[0])
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "again.html").read_bytes() == page.read_bytes()
+
+
+def test_characters_no_font_has_are_one_line(tmp_path):
+    result, paths = odd_run(tmp_path, ["日本", "東京", "abc"])
+    assert result.returncode == 0
+    warnings = [line for line in result.stderr.decode().splitlines() if line]
+    assert "Glyph" not in result.stderr.decode() and len(warnings) <= 1, warnings
+    families, missing = viz._families("日本東京abc")
+    if missing:
+        assert warnings == [f"microgpt-train: warning: no installed font has {len(missing)} of "
+                            f"the text's characters ({''.join(sorted(missing))!r}): the figures "
+                            "were laid out without them, and a browser shows them with fonts "
+                            "of its own"]
+    else:
+        assert warnings == [] and len(families) > 1

@@ -34,15 +34,11 @@ import os
 import sys
 from array import array
 
-from .data import DataError
+from .errors import CheckpointError, WriteError, quoted, shortened
 
 FORMAT = "microgpt-checkpoint"
 FORMAT_VERSION = 1
 _MT_WORDS = 624
-
-
-class CheckpointError(DataError):
-    """A checkpoint that cannot be read or written. The message names the file."""
 
 
 class Checkpoint:
@@ -66,8 +62,10 @@ class Checkpoint:
         self.recipe, self.vocabulary = recipe, vocabulary
         self.params, self.adam_m, self.adam_v = _doubles(params), _doubles(adam_m), \
             _doubles(adam_v)
+        from .files import name_of
         self.random_state, self.step = random_state, step
-        self.text_name, self.text_sha256, self.val_docs = text_name, text_sha256, val_docs
+        self.text_name, self.text_sha256, self.val_docs = name_of(text_name), text_sha256, \
+            val_docs
         self.microgpt_version = microgpt_version or __version__
         self.path = None                # the file it was read from, if any
 
@@ -121,7 +119,19 @@ def to_bytes(checkpoint):
         "text_sha256": checkpoint.text_sha256,
         "val_docs": str(checkpoint.val_docs),
     }
-    return save(tensors, metadata=metadata)
+    return _sorted_metadata(save(tensors, metadata=metadata))
+
+
+def _sorted_metadata(data):
+    """safetensors' bytes with the header's metadata in sorted order:
+    safetensors writes it in the order of a hash table, which differs from
+    one process to the next, and the same run should make the same bytes."""
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + length])
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)             # safetensors' padding: the data stays aligned
+    return len(text).to_bytes(8, "little") + text + data[8 + length:]
 
 
 def _layout(config):
@@ -135,31 +145,72 @@ def _layout(config):
 
 def save(path, checkpoint):
     """Write the checkpoint to path atomically: the old file or the new one
-    stays, whatever happens."""
-    from .files import WriteError, write_atomically
+    stays, whatever happens. WriteError (an OSError) if it cannot be written."""
+    from .files import write_atomically
     data = to_bytes(checkpoint)
     try:
         write_atomically(path, data)
     except WriteError as exc:
-        raise CheckpointError(f"cannot save the checkpoint: {exc}") from None
+        raise WriteError(f"cannot save the checkpoint: {exc}") from None
 
 
 # Reading ----------------------------------------------------------------------
 
 def load(path):
     """The Checkpoint in the file at path; CheckpointError if it is not one."""
-    from .files import ReadError, read_bytes
     path = os.fspath(path)
     try:
-        data = read_bytes(path, "a checkpoint")
-    except ReadError as exc:
-        raise CheckpointError(str(exc)) from None
-    try:
-        checkpoint = from_bytes(data)
+        checkpoint = from_bytes(_read(path))
     except _Invalid as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     checkpoint.path = path
     return checkpoint
+
+
+# safetensors' own bound on a header; ours are a few kB
+MAX_HEADER = 100_000_000
+
+
+def _read(path):
+    """The bytes of the safetensors file at path, read only as far as its
+    header says they go: a regular file whose size is the header's 8 bytes,
+    the header and the tensors' data it describes; _Invalid if not, before
+    reading more than the header (a device, or a huge file, never is)."""
+    from .files import ReadError, open_for_reading
+    try:
+        f = open_for_reading(path, "a checkpoint")
+    except ReadError as exc:
+        raise CheckpointError(str(exc)) from None
+    with f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+            prefix = f.read(8)
+            length = int.from_bytes(prefix, "little")
+            if len(prefix) < 8 or length > min(MAX_HEADER, size - 8):
+                raise _Invalid(f"not a safetensors file ({size} bytes, and a header "
+                               "that is not there)")
+            header = f.read(length)
+            end = _data_end(header)
+            if 8 + length + end != size:
+                raise _Invalid(f"not a safetensors file (it is {size:,} bytes; its header "
+                               f"says {8 + length + end:,})")
+            return prefix + header + f.read(end)
+        except OSError as exc:
+            raise CheckpointError(f"{path}: {exc.strerror or exc}") from None
+
+
+def _data_end(header):
+    """Where the tensors' data ends, by a safetensors header's offsets."""
+    try:
+        tensors = json.loads(header)
+        ends = [spec["data_offsets"][1] for name, spec in tensors.items()
+                if name != "__metadata__"]
+    except (ValueError, RecursionError, AttributeError, TypeError, KeyError, IndexError):
+        raise _Invalid("not a safetensors file (its header is not a JSON object of "
+                       "tensors)") from None
+    if not all(isinstance(end, int) and end >= 0 for end in ends):
+        raise _Invalid("not a safetensors file (its header's offsets are not sizes)")
+    return max(ends, default=0)
 
 
 class _Invalid(Exception):
@@ -197,19 +248,19 @@ def from_bytes(data):
         raise _Invalid("a safetensors file, but not a microgpt checkpoint "
                        f"(its metadata has no format {FORMAT!r})")
     if metadata.get("format_version") != str(FORMAT_VERSION):
-        raise _Invalid(f"checkpoint format version {metadata.get('format_version')!r}; this "
+        raise _Invalid(f"checkpoint format version {quoted(metadata.get('format_version'))}; this "
                        f"microgpt reads version {FORMAT_VERSION} (a newer microgpt wrote it?)")
     recipe = _recipe(metadata)
     vocabulary = _text(metadata, "vocabulary")
     if not vocabulary or list(vocabulary) != sorted(set(vocabulary)):
         raise _Invalid("the vocabulary must be distinct characters in sorted order, "
-                       f"not {vocabulary!r}")
+                       f"not {quoted(vocabulary)}")
     step = _integer(metadata, "step")
     if not 0 <= step <= recipe.num_steps:
         raise _Invalid(f"step {step} is outside 0 to num_steps ({recipe.num_steps})")
     sha256 = _text(metadata, "text_sha256")
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-        raise _Invalid(f"text_sha256 is not a SHA-256 in hex: {sha256!r}")
+        raise _Invalid(f"text_sha256 is not a SHA-256 in hex: {quoted(sha256)}")
 
     if 6 * recipe.n_layer > len(tensors):       # a bound before counting them
         raise _Invalid(f"{len(tensors)} tensors are too few for n_layer {recipe.n_layer}")
@@ -223,7 +274,7 @@ def from_bytes(data):
     expected["random.gauss_next"] = ("float64", None)       # (0,) or (1,)
     unexpected = sorted(set(tensors) - set(expected))
     if unexpected:
-        raise _Invalid(f"unexpected tensor {unexpected[0]!r} (for the settings in its "
+        raise _Invalid(f"unexpected tensor {quoted(unexpected[0])} (for the settings in its "
                        "metadata)")
     arrays = {}
     for key, (dtype, shape) in expected.items():
@@ -232,9 +283,9 @@ def from_bytes(data):
         spec = tensors[key]
         code, typecode = _DTYPES[dtype]
         if spec["dtype"].upper() != code:
-            raise _Invalid(f"tensor {key!r} is {_dtype_name(spec['dtype'])}, not {dtype}")
+            raise _Invalid(f"tensor {key!r} is {shortened(_dtype_name(spec['dtype']))}, not {dtype}")
         if shape is not None and tuple(spec["shape"]) != shape:
-            raise _Invalid(f"tensor {key!r} has shape {list(spec['shape'])}, "
+            raise _Invalid(f"tensor {key!r} has shape {shortened(str(list(spec['shape'])))}, "
                            f"not {list(shape)}")
         values = array(typecode)
         values.frombytes(spec["data"])          # deserialize checked the length
@@ -253,6 +304,11 @@ def from_bytes(data):
     index = arrays["random.index"][0]
     if not 0 <= index <= _MT_WORDS:
         raise _Invalid(f"random.index {index} is outside 0 to {_MT_WORDS}")
+    mt = arrays["random.mt"]
+    if not (mt[0] & 0x80000000 or any(mt[1:])):
+        # MT19937 uses the top bit of the first word and all of the others:
+        # with those all 0 it draws 0 for ever, a state no seed reaches
+        raise _Invalid("random.mt is not a state of MT19937 (its 19,937 bits are all 0)")
     random_state = (3, tuple(arrays["random.mt"]) + (index,), gauss[0] if gauss else None)
 
     names = shapes(config)
@@ -284,7 +340,7 @@ def _recipe(metadata):
         try:
             settings[field] = json.loads(metadata[field])
         except (ValueError, RecursionError):
-            raise _Invalid(f"the metadata's {field!r} is not JSON: {metadata[field]!r}") \
+            raise _Invalid(f"the metadata's {field!r} is not JSON: {quoted(metadata[field])}") \
                 from None
     known = RECIPES.get(name)
     summary = known.summary if known is not None and known.settings() == settings else \
@@ -304,7 +360,7 @@ def _text(metadata, key):
 def _integer(metadata, key):
     text = _text(metadata, key)
     if not (text.isascii() and text.isdigit()):
-        raise _Invalid(f"the metadata's {key!r} is not a whole number: {text!r}")
+        raise _Invalid(f"the metadata's {key!r} is not a whole number: {quoted(text)}")
     return int(text)
 
 

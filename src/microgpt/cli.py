@@ -19,27 +19,16 @@ before main() can catch a Ctrl-C): everything heavy is imported in main().
 import os
 import sys
 
-USAGE_ERROR, FAILED, INTERRUPTED = 2, 1, 130
 
-
-class TrainingError(Exception):
-    """The numbers broke down in training (overflow, log of 0): too large a learning rate."""
-
-
-class SamplingError(Exception):
-    """The numbers broke down while sampling."""
-
-
-class NotEnoughMemory(Exception):
-    """The run would need more memory than there is."""
-
-
-class ResumeError(Exception):
-    """--resume with flags that contradict the checkpoint."""
-
-
-class OutputError(Exception):
-    """Standard output cannot be written (closed, a full disk, an I/O error)."""
+def __getattr__(name):
+    """The errors that lived here before microgpt.errors (imported when first
+    asked for: this module's import is the console script's, before main()
+    can answer a Ctrl-C, so it imports nothing of its own)."""
+    if name in ("TrainingError", "SamplingError", "NotEnoughMemory", "ResumeError",
+                "OutputError", "USAGE_ERROR", "FAILED", "INTERRUPTED"):
+        from . import errors
+        return getattr(errors, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv=None):
@@ -53,22 +42,29 @@ def main(argv=None):
 
 def command(body, name):
     """Run body(prog), a command's work, answering every error a user can
-    cause with one line on stderr and its exit status."""
-    prog = _prog(name)
+    cause with one line on stderr and its exit status (microgpt.errors), and
+    showing each warning as one line."""
+    prog = name
     try:
-        return _errors_answered(body, prog)
+        import warnings
+        prog = _prog(name)
+        with warnings.catch_warnings():
+            warnings.showwarning = lambda message, *rest: _stderr(f"{prog}: warning: {message}")
+            return _errors_answered(body, prog)
     except KeyboardInterrupt:
         _stderr(f"\n{prog}: interrupted")     # a new line after the ^C the terminal shows
-        return INTERRUPTED
+        return 130      # errors.INTERRUPTED, which a Ctrl-C may have kept from being imported
 
 
 def _errors_answered(body, prog):
-    from .data import DataError
+    from .errors import FAILED, MicrogptError, OutputError, exit_status
     try:
         return body(prog)
-    except (DataError, TrainingError, SamplingError, NotEnoughMemory, ResumeError) as exc:
+    except MicrogptError as exc:
         _error(prog, exc)
-        return USAGE_ERROR
+        if isinstance(exc, OutputError):
+            _silence_stdout()
+        return exit_status(exc)
     except MemoryError:
         # the up-front estimate said it fits, but the machine disagreed (or
         # another process took the memory meanwhile): not a usage error
@@ -77,10 +73,6 @@ def _errors_answered(body, prog):
         return FAILED
     except BrokenPipeError:
         # the reader went away (| head): stop quietly, without a second error at exit
-        _silence_stdout()
-        return FAILED
-    except OutputError as exc:
-        _error(prog, f"cannot write the output: {exc}")
         _silence_stdout()
         return FAILED
 
@@ -111,21 +103,23 @@ def _stderr(line):
 
 def _print(text, end="\n", flush=False):
     """print() to stdout, its failures as OutputError (a broken pipe as itself)."""
+    from .errors import OutputError
     if sys.stdout is None:
-        raise OutputError("standard output is closed")
+        raise OutputError("cannot write the output: standard output is closed")
     try:
         print(text, end=end, flush=flush)
     except BrokenPipeError:
         raise
     except UnicodeEncodeError as exc:
-        raise OutputError(f"{exc.object[exc.start]!r} cannot be written in the "
-                          f"encoding of standard output ({exc.encoding}); "
+        raise OutputError(f"cannot write the output: {exc.object[exc.start]!r} cannot be "
+                          f"written in the encoding of standard output ({exc.encoding}); "
                           "set PYTHONIOENCODING=utf-8") from None
     except OSError as exc:
-        raise OutputError(exc.strerror or str(exc)) from None
+        raise OutputError(f"cannot write the output: {exc.strerror or exc}") from None
 
 
 def _flush():
+    from .errors import OutputError
     if sys.stdout is None:
         return
     try:
@@ -133,7 +127,7 @@ def _flush():
     except BrokenPipeError:
         raise
     except OSError as exc:
-        raise OutputError(exc.strerror or str(exc)) from None
+        raise OutputError(f"cannot write the output: {exc.strerror or exc}") from None
 
 
 def _silence_stdout():
@@ -248,6 +242,7 @@ def _invalid(message):
 def new_parser(**kwargs):
     """An argparse.ArgumentParser whose usage errors are one line, and whose
     --help reports a failure to write."""
+    from .errors import USAGE_ERROR
     import argparse
 
     class Parser(argparse.ArgumentParser):
@@ -393,6 +388,7 @@ def recipe_of(args, parser):
 
 def contradictions(args, parser, ck, path):
     """Refuse flags that would change a resumed run's settings."""
+    from .errors import ResumeError, shortened
     from .recipe import Recipe
     flags = {action.dest: action.option_strings[0] for action in parser._actions
              if action.option_strings}
@@ -402,7 +398,7 @@ def contradictions(args, parser, ck, path):
     given = getattr(args, "recipe", None)
     if given is not None and given != ck.recipe.name:
         raise ResumeError(f"--recipe {given} contradicts {path}, a run of recipe "
-                          f"{ck.recipe.name}; a resumed run keeps its settings")
+                          f"{shortened(ck.recipe.name)}; a resumed run keeps its settings")
     for field, value in vars(args).items():
         if field in Recipe.FIELDS and value != getattr(ck.recipe, field):
             raise ResumeError(f"{flags[field]} {_shown(value)} contradicts {path}, whose run "
@@ -416,54 +412,19 @@ def run(recipe, args, parser):
     """microgpt.py as the recipe has it, on the input and path args give; or
     the rest of the run in --resume. Returns the exit status."""
     from . import BACKEND, random   # noqa: F401 (the compiled modules, before any output)
-    from .data import load_text, names_path
+    from .errors import INTERRUPTED
     from .run import Run
 
-    if sys.stdout is None:
-        raise OutputError("standard output is closed")
     path = "fused" if not args.exact and BACKEND == "compiled" else BACKEND
     if path == "fused" and args.threads > 1:
         from .fused import set_threads
         set_threads(args.threads)
-    check = not args.no_memory_check
-    check_report(args)
-    if args.resume is not None:
-        from .checkpoint import load
-        ck = load(args.resume)
-        contradictions(args, parser, ck, args.resume)
-        recipe = ck.recipe
-    if args.save is not None:       # files that cannot be written: before the run
-        from .checkpoint import CheckpointError
-        from .files import WriteError, check_writable
-        try:
-            check_writable(args.save)
-        except WriteError as exc:
-            raise CheckpointError(f"cannot save the checkpoint: {exc}") from None
-    if args.log is not None:
-        from .data import DataError
-        from .files import WriteError, check_writable
-        try:
-            check_writable(args.log)
-        except WriteError as exc:
-            raise DataError(f"cannot write the log: {exc}") from None
-    if check:       # before the data, with the smallest vocabulary: no download for nothing
-        check_memory(recipe.config(2), path, 1, recipe.num_steps, recipe.num_samples,
-                     at_least=True)
-    text = load_text(args.input if args.input is not None else names_path())
-    vocab_size = len(text.characters) + 1
-    if check:
-        check_memory(recipe.config(vocab_size), path, max(map(len, text.docs)) + 1,
-                     recipe.num_steps, recipe.num_samples)
-    check_report(args, text)
-    if args.val_docs >= len(text.docs):
-        from .data import DataError
-        raise DataError(f"--val-docs {args.val_docs} leaves no documents to train on "
-                        f"({text.name} has {len(text.docs)})")
-    if args.resume is not None:
+    ck, text = preflight(recipe, args, parser, path)
+    if ck is not None:
         run = Run.resume(ck, text, exact=args.exact)
     else:
         _print(f"num docs: {len(text.docs)}")
-        _print(f"vocab size: {vocab_size}")
+        _print(f"vocab size: {len(text.characters) + 1}")
         run = Run(text, recipe, exact=args.exact, val_docs=args.val_docs)
         _print(f"num params: {run.model.num_params}")
     wanted = args.log is not None or args.report is not None
@@ -471,7 +432,7 @@ def run(recipe, args, parser):
     try:
         if not training(run, args, parser.prog, log):
             return INTERRUPTED
-        samples = sampling(run.model, recipe)
+        samples = sampling(run.model, run.recipe)
         if log is not None:
             log.write("end", step=run.step, samples=samples)
     finally:
@@ -482,57 +443,120 @@ def run(recipe, args, parser):
     return 0
 
 
-def write_report(path, model, records, inspect):
-    """Make the HTML report and write it to path (atomically)."""
-    from .files import WriteError
-    from .viz import report, save
-    try:
-        save(path, report(model, records, inspect))
-    except WriteError as exc:
-        raise OutputError(f"the report: {exc}") from None
-
-
-def check_report(args, text=None):
-    """Refuse, before any work, a --report that could not be made: no
-    matplotlib, a path that cannot be written, an --inspect word with
-    characters the text does not have."""
-    from .data import DataError
-    from .files import WriteError, check_writable
+def preflight(recipe, args, parser, path):
+    """Every check that can be made before training, made once: standard
+    output, the checkpoint to resume and its flags, each path the run will
+    write, the report's needs, the memory (before the data, with the
+    smallest vocabulary, then with the text's), the text and what the flags
+    ask of it. Returns (the checkpoint to resume or None, the text)."""
+    from .errors import DataError, OutputError, PathError
+    from .data import load_text, names_path
+    if sys.stdout is None:
+        raise OutputError("cannot write the output: standard output is closed")
     if args.inspect is not None and args.report is None:
-        raise DataError("--inspect needs --report PATH")
-    if args.report is None:
-        return
+        raise PathError("--inspect needs --report PATH")
+    if args.report is not None:
+        need_matplotlib()
+    ck = None
+    if args.resume is not None:
+        from .checkpoint import load
+        ck = load(args.resume)
+        contradictions(args, parser, ck, args.resume)
+        recipe = ck.recipe
+    outputs = {"the checkpoint": args.save, "the log": args.log, "the report": args.report}
+    check_outputs({what: where for what, where in outputs.items() if where is not None},
+                  args.input)
+    check = not args.no_memory_check
+    if check:       # before the data, with the smallest vocabulary: no download for nothing
+        check_memory(recipe.config(2), path, 1, recipe.num_steps, recipe.num_samples,
+                     at_least=True)
+    if args.input is not None:
+        text = load_text(args.input)
+    elif ck is not None:
+        from .run import checkpoint_text
+        text = checkpoint_text(ck)
+    else:
+        text = load_text(names_path())
+    if check:
+        check_memory(recipe.config(len(text.characters) + 1), path,
+                     max(map(len, text.docs)) + 1, recipe.num_steps, recipe.num_samples)
+    if args.inspect is not None:
+        check_vocabulary("--inspect", args.inspect, text.characters, text.name)
+    if args.val_docs >= len(text.docs):
+        raise DataError(f"--val-docs {args.val_docs} leaves no documents to train on "
+                        f"({text.name} has {len(text.docs)})")
+    return ck, text
+
+
+def check_outputs(outputs, input=None):
+    """Refuse now each path a run would write to that it could not, or should
+    not: {"the log": path, ...}. Two outputs in one file, or an output in
+    place of the input, would lose one of them."""
+    from .errors import PathError, WriteError
+    from .files import check_writable, same_file
+    for what, where in outputs.items():
+        try:
+            check_writable(where)
+        except WriteError as exc:
+            verb = "save" if what == "the checkpoint" else "write"
+            raise PathError(f"cannot {verb} {what}: {exc}") from None
+    named = list(outputs.items())
+    for i, (what, where) in enumerate(named):
+        if input not in (None, "-") and same_file(where, input):
+            raise PathError(f"{what} would be written over the input {input}; give it "
+                            "another path")
+        for other, there in named[i + 1:]:
+            if same_file(where, there):
+                raise PathError(f"{what} and {other} would be written to the same file "
+                                f"{where}; give them different paths")
+
+
+def need_matplotlib():
+    """Refuse a report without matplotlib, before any work."""
+    from .errors import PathError
     try:
         import matplotlib  # noqa: F401 (the report's figures; imported only for a report)
     except ImportError:
-        raise DataError("--report needs matplotlib, which is not installed: pip install "
+        raise PathError("--report needs matplotlib, which is not installed: pip install "
                         "'microgpt[report]' (or pip install matplotlib)") from None
+
+
+def check_vocabulary(flag, word, characters, where):
+    """Refuse a word with characters that are not in the vocabulary."""
+    from .errors import DataError, quoted
+    unknown = sorted(set(word) - set(characters))
+    if unknown:
+        raise DataError(f"{flag} {quoted(word)}: {', '.join(map(repr, unknown[:5]))}"
+                        f"{', ...' if len(unknown) > 5 else ''} not in the vocabulary of "
+                        f"{where}")
+
+
+def write_report(path, model, records, inspect):
+    """Make the HTML report and write it to path (atomically)."""
+    from .errors import OutputError, WriteError
+    from .viz import report, save
+    page = report(model, records, inspect)
     try:
-        check_writable(args.report)
+        save(path, page)
     except WriteError as exc:
-        raise DataError(f"cannot write the report: {exc}") from None
-    if text is not None and args.inspect is not None:
-        unknown = sorted(set(args.inspect) - set(text.characters))
-        if unknown:
-            raise DataError(f"--inspect {args.inspect!r}: {', '.join(map(repr, unknown))} "
-                            f"not in the vocabulary of {text.name}")
+        raise OutputError(f"cannot write the report: {exc}") from None
 
 
 def _open_log(path, run, computation, keep=False):
     """The --log file (path None: none), begun with the run's settings; with
     keep, its records kept in memory for the report."""
+    from .errors import PathError
     from . import __version__
     from .runlog import RunLog
     try:
         log = _Log(RunLog(path, keep=keep))
     except OSError as exc:
-        from .data import DataError
-        raise DataError(f"cannot write the log: {path}: {exc.strerror or exc}") from None
+        raise PathError(f"cannot write the log: {path}: {exc.strerror or exc}") from None
     log.write("start", recipe=run.recipe.name, settings=run.recipe.settings(),
               num_docs=len(run.docs), vocab_size=run.model.config.vocab_size,
               num_params=run.model.num_params, path=computation, step=run.step,
-              text_name=run.text.name, val_docs=len(run.val_docs),
-              microgpt_version=__version__)
+              text_name=run.text.name, text_sha256=run.text.sha256,
+              val_docs=len(run.val_docs), microgpt_version=__version__)
     return log
 
 
@@ -549,10 +573,12 @@ class _Log:
             self.start = time.perf_counter()
         if kind != "start":
             fields["elapsed"] = time.perf_counter() - self.start
+        from .errors import OutputError
         try:
             self.log.write(kind, **fields)
         except OSError as exc:
-            raise OutputError(f"the log {self.log.path}: {exc.strerror or exc}") from None
+            raise OutputError(f"cannot write the log {self.log.path}: "
+                              f"{exc.strerror or exc}") from None
 
     def close(self):
         try:
@@ -565,46 +591,45 @@ def training(run, args, prog, log=None):
     """Train the run to its last step, printing each step's line; save the
     checkpoint if asked. False if Ctrl-C stopped it (with --save: after the
     step it was in, which is then saved)."""
+    from .errors import TrainingError, why
     recipe, num_steps, save = run.recipe, run.num_steps, args.save
     every = args.eval_every or 100
-    evaluating = log is not None and run.val_docs
 
     def evaluate():
         try:
-            log.write("eval", step=run.step, val_loss=run.evaluate())
+            return run.evaluate()
         except (ArithmeticError, ValueError) as exc:
             raise TrainingError(f"evaluating the held-out documents failed after step "
-                                f"{run.step}: {_why(exc)}") from None
+                                f"{run.step}: {why(exc)}") from None
     stop = []
     handler = _catch_interrupt(stop) if save is not None else None
     try:
-        if evaluating:
-            evaluate()
-        try:
-            for step in (run.steps() if log is not None else run):
-                loss = step.loss if log is not None else step
-                if log is not None:     # first: a step printed is a step logged
-                    log.write("step", step=step.step, loss=loss, lr=step.lr,
-                              grad_norm=step.grad_norm,
-                              rms={name: [data, grad] for name, data, grad in step.matrix_rms})
-                _print(f"step {run.step:4d} / {num_steps:4d} | loss {loss:.4f}",
-                       end=recipe.step_end, flush=True)
-                if evaluating and (run.step % every == 0 or run.step == num_steps):
-                    evaluate()
-                if args.save_every and run.step % args.save_every == 0 and \
-                        run.step < num_steps:
-                    run.save(save)
-                if stop:
-                    break
-        except (ArithmeticError, ValueError) as exc:   # as microgpt.py would raise them
-            raise TrainingError(f"training failed at step {run.step + 1}: {_why(exc)} "
-                                "(the numbers blew up; a smaller --lr may help)") from None
+        if log is not None and run.val_docs:
+            log.write("eval", step=run.step, val_loss=evaluate())
+        for step in run.steps(observe=log is not None):
+            if log is not None:     # first: a step printed is a step logged
+                log.write("step", step=step.step, loss=step.loss, lr=step.lr,
+                          grad_norm=step.grad_norm,
+                          rms={name: [data, grad] for name, data, grad in step.matrix_rms})
+            _print(f"step {run.step:4d} / {num_steps:4d} | loss {step.loss:.4f}",
+                   end=recipe.step_end, flush=True)
+            if log is not None and run.val_docs and \
+                    (run.step % every == 0 or run.step == num_steps):
+                log.write("eval", step=run.step, val_loss=evaluate())
+            if args.save_every and run.step % args.save_every == 0 and run.step < num_steps:
+                run.save(save)
+            if stop:
+                break
         if save is not None:
             run.save(save)
     finally:
         if handler is not None:
             import signal
             signal.signal(signal.SIGINT, handler)
+    if run.val_docs and log is None:
+        loss = evaluate()
+        _stderr(f"held-out loss after step {run.step} ({len(run.val_docs)} documents): "
+                f"{loss:.4f}")
     if stop:
         _stderr(f"\n{prog}: interrupted after step {run.step} of {num_steps}; saved it "
                 f"in {save} (carry on with --resume {save})")
@@ -628,12 +653,7 @@ def sampling(model, recipe):
     return the samples."""
     _print("\n" + recipe.inference_header)
     samples = []
-    for sample_idx in range(recipe.num_samples):
-        try:
-            text = model.generate(temperature=recipe.temperature)
-        except (ArithmeticError, ValueError) as exc:
-            raise SamplingError(_sampling_failure(exc, model.gpt, recipe.temperature,
-                                                  sample_idx + 1)) from None
+    for sample_idx, text in enumerate(model.samples()):
         _print(f"sample {sample_idx+1:2d}: {text}")
         samples.append(text)
     _flush()
@@ -642,6 +662,7 @@ def sampling(model, recipe):
 
 def check_memory(config, path, positions, steps, samples, at_least=False):
     """Raise NotEnoughMemory if the run's estimate exceeds what is available."""
+    from .errors import NotEnoughMemory
     from . import memory
     have = memory.available()
     if have is None:                # nothing to go by (not Linux): do not refuse
@@ -652,34 +673,3 @@ def check_memory(config, path, positions, steps, samples, at_least=False):
             f"this run needs {'at least' if at_least else 'about'} "
             f"{memory.format_bytes(need.total)} of memory ({need.describe()}); "
             f"{have.describe()}")
-
-
-def _why(exc):
-    """What went wrong in the numbers, in words (not an errno tuple)."""
-    message = str(exc)
-    if isinstance(exc, OverflowError):
-        return "a number overflowed"
-    if isinstance(exc, ZeroDivisionError):
-        return "a division by zero"
-    if message == "math domain error":
-        return "the logarithm of 0"
-    if message == "Total of weights must be finite":
-        return "the next token's probabilities are not finite numbers"
-    if message == "Total of weights must be greater than zero":
-        return "the next token's probabilities are all 0"
-    return message or type(exc).__name__
-
-
-def _sampling_failure(exc, model, temperature, number):
-    """Why sample `number` failed: the trained parameters, or the temperature."""
-    import math
-    params = model.params
-    if not all(math.isfinite(p if isinstance(p, float) else p.data) for p in params):
-        return (f"sampling failed: the trained parameters are not all finite numbers "
-                "(training diverged; a smaller --lr may help)")
-    if temperature < 1:
-        hint = (f"the logits divided by --temperature {temperature:g} overflowed; "
-                "a larger --temperature may help")
-    else:
-        hint = "the trained model's numbers are too large; a smaller --lr may help"
-    return f"sampling failed at sample {number}: {_why(exc)} ({hint})"

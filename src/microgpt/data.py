@@ -14,12 +14,7 @@ NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d
 DOWNLOAD_TIMEOUT = 30.0  # seconds without progress before a download gives up
 
 
-class DataError(Exception):
-    """Data that cannot be used. The message is one line, meant for the user."""
-
-
-class CacheError(DataError):
-    """A downloaded file cannot be written where it should go (the disk, not the network)."""
+from .errors import CacheError, DataError  # noqa: F401 (their home was here)
 
 
 # Let there be an input dataset ---------------------------------------------
@@ -37,7 +32,8 @@ class Text:
     text). The last two are worked out when first asked for."""
 
     def __init__(self, name, docs, data=None, sha256=None):
-        self.name, self.docs = name, docs
+        from .files import name_of
+        self.name, self.docs = name_of(name), docs     # a file name need not be UTF-8
         self._data, self._sha256, self._characters = data, sha256, None
 
     @property
@@ -60,12 +56,9 @@ def load_text(path):
     if path == "-":
         name, data = "<stdin>", _read_stdin()
     else:
-        from .files import ReadError, read_bytes
-        name = path
-        try:
-            data = read_bytes(path, "a text file")
-        except ReadError as exc:
-            raise DataError(str(exc)) from None
+        from .files import name_of, read_bytes
+        name = name_of(path)
+        data = read_bytes(path, "a text file", stream=True)
     text = _decode(data, name)
     docs = [l.strip() for l in text.strip().split('\n') if l.strip()]
     if not docs:

@@ -40,57 +40,44 @@ def main(argv=None):
     def body(prog):
         parser = build_parser(prog)
         args = parser.parse_args(argv)
-        from .cli import check_report, write_report
-        from .data import DataError
-        args.report = args.output
-        check_report(args)
-        from .run import load
-        model = load(args.checkpoint)
+        from .checkpoint import load
+        from .cli import check_outputs, check_vocabulary, need_matplotlib, write_report
+        from .run import from_checkpoint
+        need_matplotlib()
+        check_outputs({"the report": args.output})
+        ck = load(args.checkpoint)
+        model = from_checkpoint(ck)
         if args.inspect is not None:
-            unknown = sorted(set(args.inspect) - set(model.vocabulary))
-            if unknown:
-                raise DataError(f"--inspect {args.inspect!r}: {', '.join(map(repr, unknown))} "
-                                f"not in the vocabulary of {args.checkpoint}")
-        records = read_log(args.log) if args.log is not None else None
-        if records is not None and records[0].get("settings") != model.recipe.settings():
-            raise DataError(f"{args.log} is the log of another run than {args.checkpoint} "
-                            "(their settings differ)")
+            check_vocabulary("--inspect", args.inspect, model.vocabulary, args.checkpoint)
+        records = None
+        if args.log is not None:
+            from .runlog import read
+            records = read(args.log)
+            check_log(records, ck, args.log, args.checkpoint)
         write_report(args.output, model, records, args.inspect)
         return 0
     return command(body, "microgpt-report")
 
 
-def read_log(path):
-    """The records of a --log file; DataError, one line, if it is not one."""
-    import json
+def check_log(records, ck, log, checkpoint):
+    """Refuse the records of a log (microgpt.runlog.read) that are not of the
+    run the Checkpoint ck is of: other settings, another text, samples of
+    characters the model does not know."""
     from .data import DataError
-    from .files import ReadError, read_bytes
-    try:
-        lines = str(read_bytes(path, "a log"), "utf-8").splitlines()
-        records = [json.loads(line) for line in lines if line.strip()]
-    except ReadError as exc:
-        raise DataError(str(exc)) from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a microgpt log (not UTF-8 text)") from None
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise DataError(f"{path}: not a microgpt log (a line is not JSON: "
-                        f"{getattr(exc, 'msg', exc)})") from None
-    if not records or not all(isinstance(r, dict) for r in records) or \
-            records[0].get("kind") != "start":
-        raise DataError(f"{path}: not a microgpt log (it must begin with a start record)")
-    for number, record in enumerate(records, 1):
-        if record.get("kind") == "step" and not _is_step(record):
-            raise DataError(f"{path}: line {number}: not a step record of a microgpt log")
-    return records
-
-
-def _is_step(record):
-    number = lambda x: x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
-    rms = record.get("rms", {})
-    return (isinstance(record.get("step"), int) and number(record.get("loss"))
-            and number(record.get("lr")) and isinstance(rms, dict)
-            and all(isinstance(v, list) and len(v) == 2 and all(map(number, v))
-                    for v in rms.values()))
+    start = records[0]
+    other = None
+    if start.get("settings") != ck.recipe.settings():
+        other = "their settings differ"
+    elif start.get("text_sha256", ck.text_sha256) != ck.text_sha256 or \
+            start.get("vocab_size", len(ck.vocabulary) + 1) != len(ck.vocabulary) + 1:
+        other = "it trained on another text"
+    if other is not None:
+        raise DataError(f"{log} is the log of another run than {checkpoint} ({other})")
+    known = set(ck.vocabulary)
+    for record in records:
+        if record["kind"] == "end" and not all(set(s) <= known for s in record["samples"]):
+            raise DataError(f"{log}: its samples have characters that are not in the "
+                            f"vocabulary of {checkpoint}: the log of another run")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ parameters, the same losses and samples, bit for bit, on the fast path or
 either path carries on on either, with the same results.
 """
 from .data import DataError, Tokenizer
+from .errors import quoted, shortened
 
 
 class Model:
@@ -63,23 +64,37 @@ class Model:
 
     def generate(self, prompt="", temperature=None, random=None):
         """One new document, beginning with prompt, drawn with random (by
-        default this model's generator, which it advances)."""
-        from .train import sample
-        ids = self.encode_prompt(prompt)
-        return sample(self.gpt, self.tokenizer, self.random if random is None else random,
-                      self.recipe.temperature if temperature is None else temperature, ids)
+        default this model's generator, which it advances). SamplingError (an
+        ArithmeticError) if the numbers break down."""
+        return self._generate(prompt, temperature, random, None)
+
+    def samples(self, num_samples=None, temperature=None, prompt="", seed=None):
+        """The documents sample() gives, one at a time, as they are drawn."""
+        random = None
+        if seed is not None:
+            from . import random as microgpt_random
+            random = microgpt_random.Random(seed)
+        count = self.recipe.num_samples if num_samples is None else num_samples
+        for number in range(1, count + 1):
+            yield self._generate(prompt, temperature, random, number)
 
     def sample(self, num_samples=None, temperature=None, prompt="", seed=None):
         """num_samples new documents (the recipe's number by default), as
         microgpt.py's inference loop draws them. Without a seed they continue
         this model's generator: after a run, the samples the run printed.
         With one, a new generator seeded with it is used (this one stays)."""
-        random = None
-        if seed is not None:
-            from . import random as microgpt_random
-            random = microgpt_random.Random(seed)
-        count = self.recipe.num_samples if num_samples is None else num_samples
-        return [self.generate(prompt, temperature, random) for _ in range(count)]
+        return list(self.samples(num_samples, temperature, prompt, seed))
+
+    def _generate(self, prompt, temperature, random, number):
+        from .errors import SamplingError
+        from .train import sample
+        ids = self.encode_prompt(prompt)
+        t = self.recipe.temperature if temperature is None else temperature
+        try:
+            return sample(self.gpt, self.tokenizer, self.random if random is None else random,
+                          t, ids)
+        except (ArithmeticError, ValueError) as exc:
+            raise SamplingError(_sampling_failure(exc, self.gpt, t, number)) from None
 
     def loss(self, text):
         """The mean loss of predicting each next character of the document
@@ -114,7 +129,7 @@ class Model:
         unknown = sorted(set(text) - set(self.vocabulary))
         if unknown:
             raise ValueError(f"{what} has {_characters(unknown)} not in the vocabulary "
-                             f"({self.vocabulary!r})")
+                             f"({quoted(self.vocabulary)})")
         return self.tokenizer.encode(text)
 
     def grad_norm(self):
@@ -220,7 +235,7 @@ class Run:
         self.optimizer = self.model.gpt.optimizer(
             training["learning_rate"], training["beta1"], training["beta2"],
             training["eps_adam"])
-        self._broken = None
+        self._broken, self._training = None, False
 
     @property
     def num_steps(self):
@@ -228,38 +243,52 @@ class Run:
 
     def __iter__(self):
         """Train, one step per item, yielding the step's loss."""
-        return self._train(None)
+        for step in self.steps(observe=False):
+            yield step.loss
 
-    def steps(self):
-        """Train as iterating does, yielding a Step per step: its loss, the
-        learning rate it used and the gradients' norm before the update."""
-        seen = {}
+    def steps(self, observe=True):
+        """Train as iterating does, yielding a Step per step: its loss, and
+        with observe the learning rate it used, the gradients' norm and each
+        matrix's RMS before the update (without, those are None: less work).
 
-        def observe(step, lr_t):
-            seen["lr"], seen["grad_norm"] = lr_t, self.model.grad_norm()
-            seen["matrix_rms"] = self.model.matrix_rms()
-        for loss in self._train(observe):
-            yield Step(self.step, loss, seen["lr"], seen["grad_norm"], seen["matrix_rms"])
-
-    def _train(self, observe):
+        One iterator trains a run at a time: while one is part-way through
+        (started, not finished or closed), another raises RuntimeError, for
+        both would train on the run's next documents."""
+        from .errors import TrainingError, why
         from .train import train
         if self._broken is not None:
             raise RuntimeError(self._broken)
+        if self._training:
+            raise RuntimeError("another iterator is training this run (it has not finished "
+                               "or been closed); a run trains through one iterator at a time")
+        seen = dict.fromkeys(("lr", "grad_norm", "matrix_rms"))
+
+        def look(step, lr_t):
+            seen["lr"], seen["grad_norm"] = lr_t, self.model.grad_norm()
+            seen["matrix_rms"] = self.model.matrix_rms()
         model = self.model
         losses = train(model.gpt, self.docs, model.tokenizer, self.recipe.num_steps,
-                       start=self.step, optimizer=self.optimizer, observe=observe,
-                       **self.recipe.training())
-        while True:
-            self._broken = (f"the run stopped in the middle of step {self.step + 1}; "
-                            "its last checkpoint is the state to carry on from")
-            try:
-                loss = next(losses)
-            except StopIteration:
+                       start=self.step, optimizer=self.optimizer,
+                       observe=look if observe else None, **self.recipe.training())
+        self._training = True
+        try:
+            while True:
+                self._broken = (f"the run stopped in the middle of step {self.step + 1}; "
+                                "its last checkpoint is the state to carry on from")
+                try:
+                    loss = next(losses)
+                except StopIteration:
+                    self._broken = None
+                    return
+                except (ArithmeticError, ValueError) as exc:    # as microgpt.py would raise them
+                    raise TrainingError(f"training failed at step {self.step + 1}: {why(exc)} "
+                                        "(the numbers blew up; a smaller --lr may help)") \
+                        from None
+                self.step += 1
                 self._broken = None
-                return
-            self.step += 1
-            self._broken = None
-            yield loss
+                yield Step(self.step, loss, seen["lr"], seen["grad_norm"], seen["matrix_rms"])
+        finally:
+            self._training = False
 
     def evaluate(self):
         """The mean of the held-out documents' losses (each as Model.loss
@@ -294,13 +323,15 @@ class Run:
         must be the checkpoint's)."""
         from . import random
         from .checkpoint import Checkpoint, load
-        from .data import Text, load_text, names_path
+        from .data import Text, load_text
         ck = checkpoint if isinstance(checkpoint, Checkpoint) else load(checkpoint)
         where = ck.path or "the checkpoint"
-        text = input if isinstance(input, Text) else \
-            load_text(names_path() if input is None else input)
+        if input is None:
+            text = checkpoint_text(ck)
+        else:
+            text = input if isinstance(input, Text) else load_text(input)
         if text.sha256 != ck.text_sha256:
-            raise DataError(f"{where} was trained on {ck.text_name} (SHA-256 "
+            raise DataError(f"{where} was trained on {shortened(ck.text_name)} (SHA-256 "
                             f"{ck.text_sha256[:16]}...), not on {text.name} (SHA-256 "
                             f"{text.sha256[:16]}...); give that text with --input")
         shuffler = random.Random(ck.recipe.seed)
@@ -325,13 +356,41 @@ class Run:
         self.step = ck.step
 
 
+def checkpoint_text(ck):
+    """The text a Checkpoint was trained on, found by its name and checked
+    by its SHA-256: names.txt, or the file it names, from the working
+    directory or else from the checkpoint's own; DataError if neither is it."""
+    import os
+    from .data import NAMES_SHA256, load_text, names_path
+    from .files import path_of
+    if ck.text_sha256 == NAMES_SHA256:
+        return load_text(names_path())
+    where = ck.path or "the checkpoint"
+    path = path_of(ck.text_name)
+    candidates = [path]
+    if ck.path is not None and not os.path.isabs(path):
+        candidates.append(os.path.join(os.path.dirname(ck.path), path))
+    for candidate in candidates if ck.text_name != "<stdin>" else ():
+        if os.path.isfile(candidate):
+            text = load_text(candidate)
+            if text.sha256 == ck.text_sha256:
+                return text
+    raise DataError(f"{where} was trained on {shortened(ck.text_name)} (SHA-256 "
+                    f"{ck.text_sha256[:16]}...), "
+                    "which is not there as it was; give that text with --input")
+
+
 def load(path, exact=False):
     """The trained Model in a checkpoint file, with its generator where the
     run left it: on the fused operations, or with exact=True on microgpt.py's
     scalar graph (the same numbers)."""
-    from . import random
     from .checkpoint import load as load_checkpoint
-    ck = load_checkpoint(path)
+    return from_checkpoint(load_checkpoint(path), exact)
+
+
+def from_checkpoint(ck, exact=False):
+    """The trained Model of a microgpt.checkpoint.Checkpoint, as load gives it."""
+    from . import random
     model = _model(Tokenizer([ck.vocabulary]), ck.recipe, exact, random.Random(), draw=False)
     model._restore(ck)
     return model
@@ -369,6 +428,23 @@ def _recipe(recipe, settings):
     elif not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a name or a Recipe, not {type(recipe).__name__}")
     return recipe.replace(**settings)
+
+
+def _sampling_failure(exc, gpt, temperature, number):
+    """Why sample `number` (None: a sample) failed: the trained parameters,
+    or the temperature."""
+    import math
+    from .errors import why
+    if not all(math.isfinite(p if isinstance(p, float) else p.data) for p in gpt.params):
+        return ("sampling failed: the trained parameters are not all finite numbers "
+                "(training diverged; a smaller --lr may help)")
+    if temperature < 1:
+        hint = (f"the logits divided by --temperature {temperature:g} overflowed; "
+                "a larger --temperature may help")
+    else:
+        hint = "the trained model's numbers are too large; a smaller --lr may help"
+    where = "" if number is None else f" at sample {number}"
+    return f"sampling failed{where}: {why(exc)} ({hint})"
 
 
 def _characters(chars):

@@ -13,7 +13,7 @@ microgpt-train's; see microgpt.cli).
 """
 import sys
 
-from .cli import SamplingError, _flush, _print, _sampling_failure, command, new_parser
+from .cli import _flush, _print, command, new_parser
 from .cli import integer, non_negative_int, temperature
 
 
@@ -51,17 +51,9 @@ def main(argv=None):
             model.encode_prompt(args.prompt)
         except ValueError as exc:
             parser.error(f"--prompt: {exc}")
-        random = None
-        if args.seed is not None:
-            from . import random as microgpt_random
-            random = microgpt_random.Random(args.seed)
         count = model.recipe.num_samples if args.samples is None else args.samples
-        t = model.recipe.temperature if args.temperature is None else args.temperature
-        for number in range(1, count + 1):
-            try:
-                text = model.generate(args.prompt, t, random)
-            except (ArithmeticError, ValueError) as exc:
-                raise SamplingError(_sampling_failure(exc, model.gpt, t, number)) from None
+        for number, text in enumerate(model.samples(count, args.temperature, args.prompt,
+                                                    args.seed), 1):
             _print(f"sample {number:2d}: {text}")
         _flush()
         return 0

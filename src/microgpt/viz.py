@@ -28,10 +28,16 @@ page says so. The attention and the probabilities are computed by
 ``forward``, microgpt.py's forward pass in numpy over the model's
 state_dict, whose logits the tests compare with the model's own.
 """
+import contextlib
 import html
 import io
 import math
 import re
+import unicodedata
+
+from .errors import MicrogptWarning, quoted
+
+MAX_SAMPLES = 100       # drawn for the page at most, whatever the recipe asks
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
@@ -49,6 +55,7 @@ th { font-weight: 600; } td.num { text-align: right; font-variant-numeric: tabul
 .samples .n { color: #999; font-size: 0.8em; display: inline-block; width: 1.8em;
               text-align: right; margin-right: 0.4em; }
 .samples span.c { padding: 0.05em 0.08em; border-radius: 2px; }
+.esc { font-size: 0.75em; border: 1px solid #bbb; border-radius: 2px; padding: 0 0.1em; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr));
         gap: 1em; }
 """
@@ -104,7 +111,6 @@ def report(model, records=None, inspect=None, title=None):
     """The HTML page for a Model (microgpt.load, or a Run's model) and its
     run's log records (microgpt.runlog.read; None: no log), inspecting the
     document `inspect` (default: the first sample)."""
-    import numpy as np
     records = list(records or [])
     steps = [r for r in records if r.get("kind") == "step"]
     evals = [r for r in records if r.get("kind") == "eval" and r.get("val_loss") is not None]
@@ -113,28 +119,30 @@ def report(model, records=None, inspect=None, title=None):
     if end is not None and end.get("samples"):
         samples, where = end["samples"], "the samples the run printed"
     else:
-        samples, where = model.sample(), "samples drawn from the saved model"
+        count = min(model.recipe.num_samples, MAX_SAMPLES)
+        samples, where = model.sample(count), "samples drawn from the saved model"
     if inspect is None:
         inspect = next((s for s in samples if s), model.vocabulary[:1])
     document = inspect[:model.config.block_size - 1]
     tokens = model.tokenizer.encode(document)[:-1]
     state = model.state_dict
     logits, attention = forward(state, model.config, tokens)
-    labels = ["BOS"] + list(document)
+    labels = ["BOS"] + [_label(c) for c in document]
 
-    parts = [_header(model, start, steps, end, title)]
-    parts.append(_section("loss", "1. Loss", _loss_view(steps, evals, model, records)))
-    parts.append(_section("samples", "2. Samples", _samples_view(model, samples, where)))
-    parts.append(_section("attention", f"3. Attention on “{html.escape(document)}”",
-                          _attention_view(attention, labels, model.config)))
-    parts.append(_section("next-token", f"4. Next character after each position of "
-                          f"“{html.escape(document)}”",
-                          _next_token_view(logits, labels, model)))
-    parts.append(_section("embeddings", "5. Embeddings", _embedding_view(state, model)))
-    parts.append(_section("parameters", "6. Parameters and the run",
-                          _parameter_view(steps, records)
-                          + _settings_table(model, start, steps, end)))
-    page_title = html.escape(title or "microgpt run report")
+    with _fonts(model.vocabulary):      # the figures' characters
+        parts = [_header(model, start, steps, end, title)]
+        parts.append(_section("loss", "1. Loss", _loss_view(steps, evals, model, records)))
+        parts.append(_section("samples", "2. Samples", _samples_view(model, samples, where)))
+        parts.append(_section("attention", f"3. Attention on “{_html(document)}”",
+                              _attention_view(attention, labels, model.config)))
+        parts.append(_section("next-token", f"4. Next character after each position of "
+                              f"“{_html(document)}”",
+                              _next_token_view(logits, labels, model)))
+        parts.append(_section("embeddings", "5. Embeddings", _embedding_view(state, model)))
+        parts.append(_section("parameters", "6. Parameters and the run",
+                              _parameter_view(steps, records)
+                              + _settings_table(model, start, steps, end)))
+    page_title = _html(title or "microgpt run report", attribute=True)
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{page_title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
             + "\n".join(parts) + "\n</body>\n</html>\n")
@@ -146,18 +154,42 @@ def save(path, page):
     write_atomically(path, page.encode("utf-8"))
 
 
+def _unseen(char):
+    """Whether a character shows nothing, or moves or hides what is around
+    it, where a page or a figure shows it: controls, format characters (bidi
+    overrides), line and paragraph separators, noncharacters and unassigned."""
+    return unicodedata.category(char) in ("Cc", "Cf", "Cs", "Cn", "Zl", "Zp")
+
+
+def _label(char):
+    """A character as a figure shows it: itself, or U+XXXX if it is unseen."""
+    return f"U+{ord(char):04X}" if _unseen(char) else char
+
+
+def _html(text, attribute=False):
+    """text as HTML: escaped, and each unseen character shown as its code
+    point (a marked U+XXXX; in an attribute, plain text)."""
+    text = str(text)
+    if not any(map(_unseen, text)):
+        return html.escape(text)
+    marked = '<span class="esc">U+{:04X}</span>' if not attribute else "U+{:04X}"
+    return "".join(marked.format(ord(c)) if _unseen(c) else html.escape(c) for c in text)
+
+
 def _section(ident, heading, body):
     return f'<section id="{ident}">\n<h2>{heading}</h2>\n{body}\n</section>'
 
 
 def _header(model, start, steps, end, title):
     recipe = model.recipe
-    words = [f"recipe {html.escape(recipe.name)}", f"{model.num_params:,} parameters",
+    words = [f"recipe {_html(recipe.name)}", f"{model.num_params:,} parameters",
              f"{model.config.n_layer} layer{'s' * (model.config.n_layer > 1)}",
              f"vocabulary of {model.config.vocab_size} tokens"]
     if steps:
-        words.append(f"{steps[-1]['step']} steps, final loss {steps[-1]['loss']:.4f}")
-    return (f"<h1>{html.escape(title or 'microgpt run report')}</h1>\n"
+        loss = steps[-1]["loss"]
+        words.append(f"{steps[-1]['step']} steps, final loss "
+                     + ("not a number" if loss is None else f"{loss:.4f}"))
+    return (f"<h1>{_html(title or 'microgpt run report')}</h1>\n"
             f"<p class=\"lead\">{' · '.join(words)}</p>")
 
 
@@ -217,10 +249,10 @@ def _samples_view(model, samples, where):
             style = f"background: rgba(8, 81, 156, {0.08 + 0.72 * p:.3f});" + \
                 (" color: #fff;" if p > 0.55 else "")
             title = f"{'end' if char == '⏎' else repr(char)}: p = {p:.3f}"
-            spans.append(f'<span class="c" style="{style}" title="{html.escape(title)}">'
-                         f'{html.escape(char)}</span>')
+            spans.append(f'<span class="c" style="{style}" title="{_html(title, attribute=True)}">'
+                         f'{_html(char)}</span>')
         rows.append(f'<div><span class="n">{i}</span>{"".join(spans)}</div>')
-    return (f"<p>{html.escape(where.capitalize())}, at temperature {T:g}. Each character is "
+    return (f"<p>{_html(where.capitalize())}, at temperature {T:g}. Each character is "
             "shaded by the probability the model gave it when it was drawn (darker: surer); "
             "⏎ is the end of the name.</p>\n"
             f'<div class="samples">\n' + "\n".join(rows) + "\n</div>")
@@ -253,7 +285,7 @@ def _attention_view(attention, labels, config):
 def _next_token_view(logits, labels, model):
     import numpy as np
     probs = softmax(logits)
-    chars = list(model.vocabulary) + ["⏎"]
+    chars = [_label(c) for c in model.vocabulary] + ["⏎"]
     fig = _figure(8.5, 1.2 + 0.28 * len(labels))
     ax = fig.subplots()
     image = ax.imshow(probs, cmap="Oranges", vmin=0, vmax=1, aspect="auto")
@@ -264,8 +296,8 @@ def _next_token_view(logits, labels, model):
     rows = []
     for label, row in zip(labels, probs):
         top = np.argsort(-row, kind="stable")[:5]
-        cells = "".join(f"<td>{html.escape(chars[i])} {row[i]:.2f}</td>" for i in top)
-        rows.append(f"<tr><th>after {html.escape(label)}</th>{cells}</tr>")
+        cells = "".join(f"<td>{_html(chars[i])} {row[i]:.2f}</td>" for i in top)
+        rows.append(f"<tr><th>after {_html(label)}</th>{cells}</tr>")
     table = ("<table><tr><th></th><th colspan=\"5\">five most likely next characters "
              "(temperature 1)</th></tr>\n" + "\n".join(rows) + "</table>")
     return _svg(fig, "Next-character probabilities") + "\n" + table
@@ -283,7 +315,7 @@ def _embedding_view(state, model):
     similarity = (wpe / np.where(norms == 0, 1, norms)) @ (wpe / np.where(norms == 0, 1, norms)).T
     fig = _figure(9.5, 4.3)
     ax, sim_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.25, 1]})
-    chars = list(model.vocabulary) + ["BOS"]
+    chars = [_label(c) for c in model.vocabulary] + ["BOS"]
     vowels = set("aeiouy")
     for (x, y), c in zip(xy, chars):
         color = "#d94801" if c in vowels else ("#6a51a3" if c == "BOS" else "#08519c")
@@ -346,12 +378,66 @@ def _settings_table(model, start, steps, end):
         if seconds:
             rows += [("training time", f"{seconds:.3f} s"),
                      ("per step", f"{seconds / trained * 1e6:.1f} µs")]
-    body = "\n".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+    body = "\n".join(f"<tr><th>{_html(str(k))}</th><td>{_html(str(v))}</td></tr>"
                      for k, v in rows if v is not None)
     return f"\n<h3>Settings</h3>\n<table>\n{body}\n</table>"
 
 
 # matplotlib, made to write SVG for this page ------------------------------------------
+
+@contextlib.contextmanager
+def _fonts(text):
+    """While the figures are made: fonts that have the text's characters
+    (DejaVu Sans, then whichever installed font has those it lacks), and
+    matplotlib's warning per missing glyph left out; afterwards one
+    MicrogptWarning names the characters no installed font has."""
+    import warnings
+
+    import matplotlib
+    families, missing = _families(text)
+    with matplotlib.rc_context({"font.family": families + ["sans-serif"]}), \
+            warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        yield
+    if missing:
+        shown = quoted("".join(sorted(missing)), 40)
+        warnings.warn(f"no installed font has {len(missing)} of the text's characters "
+                      f"({shown}): the figures were laid out without them, and a browser "
+                      "shows them with fonts of its own", MicrogptWarning, stacklevel=3)
+
+
+def _families(text):
+    """(the font families to lay text out with, the characters no installed
+    font has). matplotlib's Last Resort font, if it has one, comes last: its
+    glyphs are boxes, but boxes of the right size."""
+    from matplotlib import font_manager
+    wanted = {c for c in text if not _unseen(c)}
+    families, last = ["DejaVu Sans"], []
+    missing = wanted - _charmap(font_manager.findfont("DejaVu Sans"))
+    for entry in font_manager.fontManager.ttflist if missing else ():
+        if entry.name.startswith("Last Resort"):
+            last = [entry.name]
+            continue
+        has = missing & _charmap(entry.fname)
+        if has and entry.name not in families:
+            families.append(entry.name)
+            missing -= has
+    return families + last, missing
+
+
+_CHARMAPS = {}
+
+
+def _charmap(path):
+    """The characters the font file at path has glyphs for."""
+    if path not in _CHARMAPS:
+        from matplotlib.ft2font import FT2Font
+        try:
+            _CHARMAPS[path] = {chr(code) for code in FT2Font(path).get_charmap()}
+        except (OSError, RuntimeError, ValueError):    # a font FreeType cannot read
+            _CHARMAPS[path] = set()
+    return _CHARMAPS[path]
+
 
 def _figure(width, height):
     """A matplotlib Figure of its own (no pyplot: nothing global changes)."""
@@ -364,13 +450,12 @@ def _svg(fig, label):
     metadata (the page must name nothing outside itself)."""
     import matplotlib
     buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "microgpt",
-                                "font.family": ["DejaVu Sans", "sans-serif"]}):
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "microgpt"}):
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg"):]
     svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
-    svg = svg.replace("<svg ", f'<svg role="img" aria-label="{html.escape(label)}" ', 1)
+    svg = svg.replace("<svg ", f'<svg role="img" aria-label="{_html(label, attribute=True)}" ', 1)
     return f"<figure>{svg}</figure>"
 
 
