@@ -198,7 +198,7 @@ def table(rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", metavar="FILE",
-                        help="names.txt, a name per line (default: microgpt's cached download)")
+                        help="names.txt, a name per line (default: the one microgpt comes with)")
     parser.add_argument("--sizes", default=",".join(SIZES),
                         help="comma-separated n_embd x n_layer x block_size; 16x1x8 trains on "
                         f"names, the others on 30 names a document (default {','.join(SIZES)})")

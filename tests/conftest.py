@@ -1,9 +1,6 @@
-"""Shared test settings and the shared data: names.txt and microgpt.py's recorded run.
-
-The shared folder is ../shared next to the project (or $MICROGPT_SHARED_DIR).
-Tests that need it skip when it is missing, unless MICROGPT_REQUIRE_SHARED=1
-(set by .ci/run), where a missing folder is a failure.
-"""
+"""Shared test settings, and the data the oracles need: names.txt (the copy
+that comes with microgpt) and microgpt.py's recorded runs (tests/data/,
+whose README says how they were made)."""
 import json
 import os
 from pathlib import Path
@@ -14,25 +11,19 @@ from hypothesis import settings
 settings.register_profile("microgpt", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("microgpt")
 
-ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
 
 
-def _shared_dir():
-    candidates = [os.environ.get("MICROGPT_SHARED_DIR"), ROOT.parent / "shared"]
-    for candidate in filter(None, candidates):
-        if (Path(candidate) / "data" / "names.txt").is_file():
-            return Path(candidate)
-    return None
-
-
-def _need_shared():
-    shared = _shared_dir()
-    if shared is None:
-        message = "the shared data (../shared/data/names.txt) is not here"
-        if os.environ.get("MICROGPT_REQUIRE_SHARED") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return shared
+def pytest_collection_modifyitems(config, items):
+    """The pure-Python backend's whole runs belong to its own pass (MICROGPT_PUREPYTHON=1),
+    which .ci/run makes: elsewhere they are not collected, rather than skipped."""
+    import microgpt
+    if microgpt.BACKEND == "python":
+        return
+    kept = [item for item in items if item.get_closest_marker("pure_python_pass") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
 
 
 @pytest.fixture
@@ -50,18 +41,18 @@ def char_device(tmp_path):
 
 @pytest.fixture(scope="session")
 def names_txt():
-    """The path of the shared copy of names.txt."""
-    return _need_shared() / "data" / "names.txt"
+    """The path of names.txt, the copy that comes with microgpt."""
+    from microgpt.data import names_path
+    return Path(names_path())
 
 
 @pytest.fixture(scope="session")
 def references():
     """The recorded default runs of both revisions of microgpt.py, by recipe
     name: each its stdout (bytes) and its JSON."""
-    directory = _need_shared() / "reference"
     files = {"v1": "microgpt_py_default", "v2": "microgpt_final_default"}
-    return {recipe: {"stdout": (directory / f"{stem}.stdout.txt").read_bytes(),
-                     "json": json.loads((directory / f"{stem}.json").read_text())}
+    return {recipe: {"stdout": (DATA / f"{stem}.stdout.txt").read_bytes(),
+                     "json": json.loads((DATA / f"{stem}.json").read_text())}
             for recipe, stem in files.items()}
 
 
@@ -69,4 +60,3 @@ def references():
 def reference(references):
     """microgpt.py's recorded default run (its first revision)."""
     return references["v1"]
-

@@ -62,7 +62,7 @@ def test_threads_change_nothing_but_the_time(names_txt, references, tmp_path):
     assert result.stdout == references["v1"]["stdout"]
 
 
-@pytest.mark.skipif(microgpt.BACKEND != "python", reason="the pure-Python backend's own run")
+@pytest.mark.pure_python_pass
 def test_pure_python_backend_prints_both_revisions_byte_for_byte(names_txt, references):
     # minutes each: the two runs side by side
     runs = {recipe: subprocess.Popen([TRAIN, "--recipe", recipe, "--input", str(names_txt)],
@@ -210,16 +210,23 @@ def test_unusable_input_files_are_one_line_errors(tmp_path, content, message):
     assert result.stdout == b""
 
 
-def test_failed_download_is_one_line_error(tmp_path):
-    env = dict(os.environ, MICROGPT_CACHE=str(tmp_path / "cache"),
-               MICROGPT_NAMES_URL="http://127.0.0.1:9/names.txt")
-    result = run("--steps", "1", env=env)
-    assert result.returncode == 2
-    stderr = result.stderr.decode()
-    assert stderr.startswith("microgpt-train: error: cannot download names.txt from "
-                             "http://127.0.0.1:9/names.txt: Connection refused.")
-    assert "--input FILE" in stderr and stderr.count("\n") == 1
-    assert not any((tmp_path / "cache").iterdir())
+def no_network():
+    """The command prefix that runs a command with no network (a network
+    namespace of its own, with only a loopback that is down), or skips."""
+    import shutil
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "--net", "true"],
+                                         capture_output=True).returncode != 0:
+        pytest.skip("needs unshare --net (util-linux, and the right to make a namespace)")
+    return [unshare, "--net"]
+
+
+@compiled_only
+@pytest.mark.parametrize("recipe", ["v1", "v2"])
+def test_with_no_network_the_default_run_is_microgpt_pys(references, recipe):
+    result = subprocess.run([*no_network(), TRAIN, "--recipe", recipe], capture_output=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == references[recipe]["stdout"] and result.stderr == b""
 
 
 @pytest.mark.parametrize("lr, message", [
@@ -271,12 +278,6 @@ def test_a_closed_pipe_is_not_an_error(names_txt):
 
 # -- memory: refused up front, in one line ------------------------------------------------
 
-def offline(tmp_path):
-    """An environment where names.txt is not cached and cannot be downloaded."""
-    return dict(os.environ, MICROGPT_CACHE=str(tmp_path / "cache"),
-                MICROGPT_NAMES_URL="http://127.0.0.1:9/names.txt")
-
-
 @linux_only
 @pytest.mark.parametrize("args, pattern", [
     (["--n-embd", "100000"], "3.8 TB of memory \\(120,001,200,000 parameters at 32 bytes each "
@@ -290,12 +291,11 @@ def test_a_run_that_cannot_fit_is_refused_before_anything(tmp_path, args, patter
                                   "with their gradients and Adam's moments",
                                   "[0-9.,]+ TB of memory \\(120,001,200,000 parameters as scalar "
                                   "Values, 240,003,800,078 Values in a step's graph")
-    result = run(*args, env=offline(tmp_path))      # not even names.txt is fetched
+    result = run(*args)
     assert result.returncode == 2 and result.stdout == b""
     stderr = result.stderr.decode()
     assert re.match(f"microgpt-train: error: this run needs at least {pattern}.*; [0-9.]+ [kMGT]B "
                     "is available[^\n]*\n$", stderr), stderr
-    assert not (tmp_path / "cache").exists()
 
 
 def test_the_check_refuses_only_what_does_not_fit(monkeypatch):
@@ -368,11 +368,10 @@ def test_a_full_disk_is_one_line(names_txt, unbuffered, args):
 
 
 def test_a_closed_stdout_is_one_line_before_any_work(tmp_path):
-    result = run(*SMALL, stdout=None, stderr=subprocess.PIPE, env=offline(tmp_path),
+    result = run(*SMALL, stdout=None, stderr=subprocess.PIPE,
                  preexec_fn=lambda: os.close(1))                  # microgpt-train >&-
     assert result.returncode == 1
     assert result.stderr == b"microgpt-train: error: cannot write the output: standard output is closed\n"
-    assert not (tmp_path / "cache").exists()
 
 
 @linux_only
@@ -472,17 +471,6 @@ def test_unusable_standard_input_is_one_line(stdin, message):
     result = run("--input", "-", *SMALL, **kwargs)
     assert result.returncode == 2 and result.stdout == b""
     assert result.stderr.decode() == f"microgpt-train: error: {message}\n"
-
-
-def test_a_directory_where_the_cached_names_txt_should_be(tmp_path):
-    (tmp_path / "cache" / "names.txt").mkdir(parents=True)
-    result = run(*SMALL, env=offline(tmp_path))
-    assert result.returncode == 2 and result.stdout == b""
-    assert result.stderr.decode() == (
-        f"microgpt-train: error: {tmp_path / 'cache' / 'names.txt'} is a directory, where the "
-        "cache keeps names.txt; move it away, set MICROGPT_CACHE to another directory, or pass "
-        "--input FILE\n")
-    assert os.listdir(tmp_path / "cache" / "names.txt") == []
 
 
 # -- --save and --resume -----------------------------------------------------------------
@@ -757,3 +745,32 @@ def test_the_console_script_imports_nothing_before_main(tmp_path):
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['microgpt', 'microgpt._backend', 'microgpt.cli']"
+
+
+def test_resume_without_input_reads_the_text_the_checkpoint_names(tmp_path):
+    # names.txt (which comes with microgpt) found by its SHA-256; any other text by its name
+    path = tmp_path / "ck.safetensors"
+    whole = run("--steps", "6", "--samples", "3")
+    part = microgpt.Run(None, "v1", num_steps=6, num_samples=3)
+    for _ in zip(range(3), part):
+        pass
+    part.save(path)
+    resumed = run("--resume", str(path))
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout == prefix_after_step(whole.stdout, 3)
+    other = tmp_path / "words.txt"
+    other.write_text("one\ntwo\nthree\n")
+    saved = run("--input", str(other), "--steps", "4", "--save", str(tmp_path / "w.safetensors"))
+    assert saved.returncode == 0
+    other.write_text("one\ntwo\nfour\n")        # changed since: refused, naming it
+    result = run("--resume", str(tmp_path / "w.safetensors"))
+    assert result.returncode == 2 and result.stdout == b""
+    assert re.fullmatch(rf"microgpt-train: error: {re.escape(str(tmp_path / 'w.safetensors'))} "
+                        rf"was trained on {re.escape(str(other))} \(SHA-256 [0-9a-f]{{16}}"
+                        r"\.\.\.\), which is not there as it was; give that text with --input\n",
+                        result.stderr.decode())
+
+
+def prefix_after_step(stdout, step):
+    """stdout after the end of step `step`'s line."""
+    return stdout[len(prefix_through_step(stdout, step)):]

@@ -4,8 +4,10 @@ The oracle is the pure-Python Value running microgpt.py's own lines: every
 forward result, every gradient, every Adam update and every training run of
 the fast path must equal it bit for bit.
 """
+import functools
 import json
 import math
+import operator
 import os
 import random as stdlib_random
 import subprocess
@@ -193,10 +195,13 @@ def test_cross_entropy():
     expected = (1 / len(losses)) * sum(losses)
     got = cross_entropy(Tensor(logits), targets)
     assert got.data.hex() == expected.data.hex()
-    # rows whose losses sum to other doubles in another order, or divided by n:
-    # the test sees any reassociation
+    # rows whose losses add up to other doubles in another order, or divided by n:
+    # the test sees any reassociation (added left to right, as the graph does: sum()
+    # of floats is compensated from Python 3.12 on)
     terms = [x.data for x in losses]
-    assert sum(reversed(terms)) != sum(terms) and sum(terms) / 6 != (1 / 6) * sum(terms)
+    left_to_right = lambda xs: functools.reduce(operator.add, xs, 0)
+    assert left_to_right(reversed(terms)) != left_to_right(terms)
+    assert left_to_right(terms) / 6 != (1 / 6) * left_to_right(terms)
     with pytest.raises(ValueError):            # log(0): as Value.log raises
         cross_entropy(Tensor([[0.0, -1000.0]]), [1])
 

@@ -1,7 +1,7 @@
 """The model and the training loop against microgpt.py.
 
 The oracle for the default runs of both revisions (recipes v1 and v2) is
-microgpt.py's recorded output (../shared/reference): every loss and every
+microgpt.py's recorded output (tests/data): every loss and every
 final parameter, bit for bit. For other hyperparameters the oracle is the
 pure-Python Value with the standard library's random, which follow
 microgpt.py literally.
@@ -159,7 +159,7 @@ def test_learning_rate_schedules_are_microgpt_py_expressions(num_steps):
 
 
 def test_the_recipes_are_the_two_revisions():
-    # the differences ../shared/reference/README.md lists, setting by setting
+    # the differences tests/data/README.md lists, setting by setting
     differ = {field for field in V1.FIELDS if getattr(V1, field) != getattr(V2, field)}
     assert differ == {"block_size", "init_std", "zero_init_proj", "activation", "num_steps",
                       "beta1", "beta2", "lr_schedule", "step_end", "inference_header"}

@@ -8,7 +8,7 @@ value; the output's format stays the recipe's.
 
 Every error a user can cause is one line on stderr, never a traceback. Exit
 statuses: 0 done; 2 a usage or input error (a bad flag value, unusable
-input, a failed download, a run that would not fit in memory, numbers that
+input or output path, a run that would not fit in memory, numbers that
 break down); 1 the run could not finish for a reason outside the command
 line (its output cannot be written, out of memory at run time); 130
 interrupted (Ctrl-C).
@@ -268,7 +268,7 @@ def build_parser(prog=None):
         prog=prog,
         description="Train microgpt.py's GPT on the lines of a text file, one line per step, "
                     "then print new samples. With no --input, trains on Karpathy's names.txt, "
-                    "downloaded once into ~/.cache/microgpt (or $MICROGPT_CACHE). A recipe is "
+                    "which comes with microgpt. A recipe is "
                     "a revision of microgpt.py: its hyperparameters and its output format; a "
                     "flag below overrides the recipe's value (the format stays the recipe's).",
         epilog="Exit status: 0 done, 2 a usage or input error (including a run that would "
@@ -467,7 +467,7 @@ def preflight(recipe, args, parser, path):
     check_outputs({what: where for what, where in outputs.items() if where is not None},
                   args.input)
     check = not args.no_memory_check
-    if check:       # before the data, with the smallest vocabulary: no download for nothing
+    if check:       # before the data, with the smallest vocabulary: no reading for nothing
         check_memory(recipe.config(2), path, 1, recipe.num_steps, recipe.num_samples,
                      at_least=True)
     if args.input is not None:

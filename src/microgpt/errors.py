@@ -26,11 +26,7 @@ class InputError(MicrogptError, ValueError):
 
 
 class DataError(InputError):
-    """Data that cannot be used: a text, a log, a checkpoint, a download."""
-
-
-class CacheError(DataError):
-    """A downloaded file cannot be written where it should go (the disk, not the network)."""
+    """Data that cannot be used: a text, a log, a checkpoint."""
 
 
 class ReadError(DataError):

@@ -199,7 +199,7 @@ class Run:
 
     Run(input, recipe, exact, val_docs, **settings) reads the documents (a
     path, "-" for standard input, a microgpt.data.Text, or None for
-    names.txt, downloaded once), shuffles them and draws the parameters, as
+    names.txt, which comes with microgpt), shuffles them and draws the parameters, as
     microgpt.py does. recipe is "v1", "v2" or a microgpt.recipe.Recipe;
     settings change some of its values (n_layer=2). val_docs > 0 holds the
     last val_docs of the shuffled documents out of training, for evaluate()

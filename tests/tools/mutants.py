@@ -15,9 +15,8 @@ are listed with the reason and left out of the rate.
     python tests/tools/mutants.py --root ../old-checkout --tests tests
 
 It needs what building needs in the running environment (Cython 3,
-setuptools >= 77, numpy, pytest, hypothesis) and the shared data
-($MICROGPT_SHARED_DIR, or ../shared next to the project). A full run takes
-about half an hour on two cores.
+setuptools >= 77, numpy, pytest, hypothesis); the tests' data is in the
+project (tests/data). A full run takes about half an hour on two cores.
 """
 import argparse
 import json
@@ -274,7 +273,6 @@ def main(argv=None):
         for name, path, _, _, what in mutants:
             print(f"{name:40s} {path:28s} {what}")
         return 0
-    os.environ.setdefault("MICROGPT_SHARED_DIR", str(args.root.resolve().parent / "shared"))
     results = {}
     with tempfile.TemporaryDirectory(prefix="microgpt-mutants-") as tmp:
         work = Path(tmp)
