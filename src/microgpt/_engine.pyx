@@ -142,14 +142,14 @@ cdef class Value:
         return _pow(self, other)
 
     def log(self):
-        cdef double out
+        cdef double out = 0.0      # set by pyfloat_log when it succeeds (0.0: gcc cannot tell)
         cdef int status = pyfloat_log(self.data, &out)
         if status != PYFLOAT_OK:
             raise_for(status)
         return _unary(out, self, 1.0 / self.data)
 
     def exp(self):
-        cdef double out
+        cdef double out = 0.0      # set by pyfloat_exp when it succeeds (0.0: gcc cannot tell)
         cdef int status = pyfloat_exp(self.data, &out)
         if status != PYFLOAT_OK:
             raise_for(status, exp=True)
@@ -185,7 +185,7 @@ cdef class Value:
         return NotImplemented
 
     def __truediv__(self, other):  # self * other**-1
-        cdef double inverse
+        cdef double inverse = 0.0  # set by pyfloat_pow when it succeeds (0.0: gcc cannot tell)
         cdef int status
         if isinstance(other, Value):
             return _mul(self, _pow(<Value>other, -1))
@@ -345,7 +345,8 @@ cdef inline Value _mul(Value a, Value b):
 
 cdef Value _pow(Value a, object exponent):
     """a ** exponent, with microgpt.py's local gradient exponent * a**(exponent - 1)."""
-    cdef double out, below, e = exponent
+    cdef double out = 0.0, below = 0.0     # set when pyfloat_pow succeeds (0.0: gcc cannot tell)
+    cdef double e = exponent
     # exponent - 1 as Python computes it: exact integer arithmetic for an int
     cdef double e1 = exponent - 1 if isinstance(exponent, int) else e - 1.0
     cdef int status = pyfloat_pow(a.data, e, &out)
