@@ -14,10 +14,15 @@ and no -march=native, and -ffp-contract=off keeps the compiler from fusing
 a*b+c into one rounding where the CPU has FMA. The -fno-builtin flags keep
 each libm call the call Python makes: pow(x, 2.0) stays pow, not x*x, and
 sin(x) next to cos(x) stays two calls, not one sincos.
+
+On an interpreter other than CPython (PyPy) nothing is compiled: the core's
+C reads CPython's objects directly, which PyPy's emulation of the C API
+cannot serve (it crashes). The package installed there is the pure-Python
+backend, which microgpt then selects itself (microgpt/_backend.py).
 """
 import os
+import sys
 
-from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
@@ -56,7 +61,12 @@ extensions = [
     Extension("microgpt._peak", ["src/microgpt/_peak.pyx", "csrc/peak.c"], include_dirs=["csrc"]),
 ]
 
-setup(
-    ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES),
-    cmdclass={"build_ext": BuildExt},
-)
+if sys.implementation.name == "cpython":
+    from Cython.Build import cythonize
+    ext_modules = cythonize(extensions, compiler_directives=DIRECTIVES)
+else:
+    print(f"microgpt: no compiled core on {sys.implementation.name} (it is for CPython only); "
+          "the package runs its pure-Python backend", file=sys.stderr)
+    ext_modules = []
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildExt})

@@ -11,7 +11,8 @@ equal CPython's bit for bit.
 (microgpt.run): what microgpt-train and microgpt-sample do.
 
 ``BACKEND`` says which implementation is in use: ``"compiled"``, or
-``"python"`` when the environment sets ``MICROGPT_PUREPYTHON=1``.
+``"python"`` when the environment sets ``MICROGPT_PUREPYTHON=1`` or the
+interpreter is not CPython (the compiled core is for CPython only).
 """
 from ._backend import BACKEND, PUREPYTHON, compiled
 
