@@ -39,6 +39,16 @@ def test_another_interpreter_runs_the_pure_python_backend_and_says_so_in_one_lin
         "warning)"]
 
 
+def test_a_run_there_trains_and_samples_on_the_scalar_graph(tmp_path):
+    names = tmp_path / "names.txt"
+    names.write_text("emma\nolivia\nava\n")
+    result = _run(f"import microgpt\n"
+                  f"run = microgpt.Run({str(names)!r}, num_steps=2, n_embd=4, n_head=1)\n"
+                  f"print(len(list(run)), run.model.exact, len(run.model.sample(2)))\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "2 True 2\n"
+
+
 def test_asking_for_the_pure_python_backend_there_is_no_warning():
     result = _run("import microgpt; print(microgpt.BACKEND)", MICROGPT_PUREPYTHON="1")
     assert (result.returncode, result.stdout, result.stderr) == (0, "python\n", "")

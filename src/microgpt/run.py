@@ -20,6 +20,8 @@ parameters, the same losses and samples, bit for bit, on the fast path or
 (exact=True) on microgpt.py's graph of scalar Values. A checkpoint written by
 either path carries on on either, with the same results.
 """
+import sys
+
 from .data import DataError, Tokenizer
 
 
@@ -45,8 +47,9 @@ class Model:
     @property
     def exact(self):
         """True on microgpt.py's scalar graph, False on the fused operations."""
-        from .fused import FusedGPT
-        return not isinstance(self.gpt, FusedGPT)
+        # no FusedGPT before microgpt.fused is loaded, and the pure-Python backend may have none
+        fused = sys.modules.get("microgpt.fused")
+        return fused is None or not isinstance(self.gpt, fused.FusedGPT)
 
     @property
     def state_dict(self):
