@@ -94,7 +94,7 @@ static int softmax_exps(const double *x, double *e, ptrdiff_t n, double *total)
 static void softmax_exps_backward(const double *e, double total, double inverse,
                                   const double *dp, double *de, ptrdiff_t n)
 {
-    double total_2, dtotal = 0.0;
+    double total_2 = 0.0, dtotal = 0.0;     /* total_2 set below; gcc cannot tell */
     ptrdiff_t i;
 
     pyfloat_pow(total, -2.0, &total_2);     /* total ** -1 succeeded: so does this */
@@ -128,7 +128,7 @@ int fused_softmax(const double *x, double scale, double *y, ptrdiff_t rows, ptrd
 void fused_softmax_backward(const double *x, double scale, const double *dy, double *dx,
                             double *scratch, ptrdiff_t rows, ptrdiff_t n)
 {
-    double total, inverse;
+    double total = 0.0, inverse = 0.0;      /* set below; gcc cannot tell */
     ptrdiff_t t, i;
 
     for (t = 0; t < rows; t++) {
@@ -437,7 +437,7 @@ __attribute__((always_inline))
 static inline void rmsnorm_backward(const double *x, const double *scale, const double *ms_eps,
                                     const double *dy, double *dx, ptrdiff_t rows, ptrdiff_t n)
 {
-    double inverse_n, power;
+    double inverse_n = 0.0, power = 0.0;    /* set below; gcc cannot tell */
     ptrdiff_t t, j;
 
     pyfloat_pow((double)n, -1.0, &inverse_n);

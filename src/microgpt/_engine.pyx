@@ -73,6 +73,7 @@ cdef class Value:
     cdef unsigned long long _mark  # UNBUILT, BUILT, or the last backward pass that visited it
 
     def __init__(self, data, children=(), local_grads=()):
+        """A node of data, computed from children with these local gradients (once)."""
         cdef double value, ga, gb
         if self._mark != UNBUILT:
             # it may be another node's child by now: new children could make
@@ -123,6 +124,7 @@ cdef class Value:
     # not a Value becomes a constant leaf Value, as microgpt.py's Value(other).
 
     def __add__(self, other):
+        """self + other"""
         if isinstance(other, Value):
             return _add(self, <Value>other)
         if _is_number(other):
@@ -130,6 +132,7 @@ cdef class Value:
         return NotImplemented
 
     def __mul__(self, other):
+        """self * other"""
         if isinstance(other, Value):
             return _mul(self, <Value>other)
         if _is_number(other):
@@ -137,55 +140,65 @@ cdef class Value:
         return NotImplemented
 
     def __pow__(self, other, modulo):
+        """self ** other, for an int or float other (no modulo)"""
         if modulo is not None or not _is_number(other):
             return NotImplemented
         return _pow(self, other)
 
     def log(self):
-        cdef double out
+        """log(self), the natural logarithm"""
+        cdef double out = 0.0      # set by pyfloat_log when it succeeds (0.0: gcc cannot tell)
         cdef int status = pyfloat_log(self.data, &out)
         if status != PYFLOAT_OK:
             raise_for(status)
         return _unary(out, self, 1.0 / self.data)
 
     def exp(self):
-        cdef double out
+        """exp(self)"""
+        cdef double out = 0.0      # set by pyfloat_exp when it succeeds (0.0: gcc cannot tell)
         cdef int status = pyfloat_exp(self.data, &out)
         if status != PYFLOAT_OK:
             raise_for(status, exp=True)
         return _unary(out, self, out)   # math.exp(data) again, the same double
 
     def relu(self):
+        """max(0, self)"""
         # max(0, data) and float(data > 0); nan and -0.0 give 0.0 in both
         return _unary(self.data if self.data > 0 else 0.0, self, 1.0 if self.data > 0 else 0.0)
 
-    def __neg__(self):  # self * -1
+    def __neg__(self):
+        """self * -1"""
         return _mul(self, _leaf(-1.0))
 
-    def __radd__(self, other):  # other + self
+    def __radd__(self, other):
+        """other + self"""
         if _is_number(other):
             return _add(self, _leaf(other))
         return NotImplemented
 
-    def __sub__(self, other):  # self + (-other)
+    def __sub__(self, other):
+        """self + (-other)"""
         if isinstance(other, Value):
             return _add(self, _mul(<Value>other, _leaf(-1.0)))
         if _is_number(other):
             return _add(self, _leaf(-other))   # Python's -other: -0 is 0, -0.0 is -0.0
         return NotImplemented
 
-    def __rsub__(self, other):  # other + (-self)
+    def __rsub__(self, other):
+        """other + (-self)"""
         if _is_number(other):
             return _add(_mul(self, _leaf(-1.0)), _leaf(other))
         return NotImplemented
 
-    def __rmul__(self, other):  # other * self
+    def __rmul__(self, other):
+        """other * self"""
         if _is_number(other):
             return _mul(self, _leaf(other))
         return NotImplemented
 
-    def __truediv__(self, other):  # self * other**-1
-        cdef double inverse
+    def __truediv__(self, other):
+        """self * other**-1"""
+        cdef double inverse = 0.0  # set by pyfloat_pow when it succeeds (0.0: gcc cannot tell)
         cdef int status
         if isinstance(other, Value):
             return _mul(self, _pow(<Value>other, -1))
@@ -196,7 +209,8 @@ cdef class Value:
             return _mul(self, _leaf(inverse))
         return NotImplemented
 
-    def __rtruediv__(self, other):  # other * self**-1
+    def __rtruediv__(self, other):
+        """other * self**-1"""
         if _is_number(other):
             return _mul(_pow(self, -1), _leaf(other))
         return NotImplemented
@@ -239,6 +253,7 @@ cdef class Value:
         _release(&order)
 
     def __repr__(self):
+        """Value(data=..., grad=...)"""
         return f"Value(data={self.data}, grad={self.grad})"
 
     def __dealloc__(self):
@@ -345,7 +360,8 @@ cdef inline Value _mul(Value a, Value b):
 
 cdef Value _pow(Value a, object exponent):
     """a ** exponent, with microgpt.py's local gradient exponent * a**(exponent - 1)."""
-    cdef double out, below, e = exponent
+    cdef double out = 0.0, below = 0.0     # set when pyfloat_pow succeeds (0.0: gcc cannot tell)
+    cdef double e = exponent
     # exponent - 1 as Python computes it: exact integer arithmetic for an int
     cdef double e1 = exponent - 1 if isinstance(exponent, int) else e - 1.0
     cdef int status = pyfloat_pow(a.data, e, &out)

@@ -345,6 +345,7 @@ cdef class Tensor:
 
     @property
     def shape(self):
+        """(rows, cols)"""
         return (self.rows, self.cols)
 
     @property
@@ -366,6 +367,7 @@ cdef class Tensor:
                 for t in range(self.rows)]
 
     def __repr__(self):
+        """Tensor(shape=(rows, cols))"""
         return f"Tensor(shape=({self.rows}, {self.cols}))"
 
     cdef int _ensure_grad(self) except -1:

@@ -18,22 +18,30 @@ one-number tensor fills in the gradients. (The gradient order is
 microgpt.py's for models built as here; for others the gradients are right,
 possibly differing from a scalar graph's in their last bits.)
 """
+from __future__ import annotations
+
 from ._backend import compiled
 
-_fused = compiled("_fused")
-Tensor, Parameters, Adam = _fused.Tensor, _fused.Parameters, _fused.Adam
-embedding, add, linear, rmsnorm = _fused.embedding, _fused.add, _fused.linear, _fused.rmsnorm
-relu, relu_squared = _fused.relu, _fused.relu_squared
-softmax, attention, cross_entropy = _fused.softmax, _fused.attention, _fused.cross_entropy
-kernel_isa, release_kept_memory = _fused.kernel_isa, _fused.release_kept_memory
-set_threads, threads = _fused.set_threads, _fused.threads
+compiled("_fused")      # first, for the ImportError that says what to do when it is missing
+from ._fused import (Adam, Parameters, Tensor, add, attention, cross_entropy,  # noqa: E402
+                     embedding, kernel_isa, linear, release_kept_memory, relu, relu_squared,
+                     rmsnorm, set_threads, softmax, threads)
+
+TYPE_CHECKING = False   # True for type checkers only; typing itself costs start-up 6 ms
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from random import Random
+
+    from .model import Config
+
+    Cache = list[list[Tensor]]      # per layer, the keys (or values) of each gpt() call
 
 __all__ = ["FusedGPT", "Tensor", "Parameters", "Adam", "embedding", "add", "linear",
            "rmsnorm", "relu", "relu_squared", "softmax", "attention", "cross_entropy",
            "kernel_isa", "release_kept_memory", "set_threads", "threads"]
 
 # The MLP's activation, by revision, as model.ACTIVATIONS.
-ACTIVATIONS = {"relu2": relu_squared, "relu": relu}
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu2": relu_squared, "relu": relu}
 
 
 class FusedGPT:
@@ -41,7 +49,7 @@ class FusedGPT:
     views of its parameter matrices, ``params`` with every parameter in its
     order (a memoryview of the one contiguous array), and ``gpt()``."""
 
-    def __init__(self, config, random):
+    def __init__(self, config: Config, random: Random | None) -> None:
         """Draw the parameters with random.gauss, in microgpt.py's order
         (random None: all 0.0, to be loaded)."""
         self.config = config
@@ -64,12 +72,13 @@ class FusedGPT:
                 _gauss(random, self.params[offset:offset + nout * nin], std)
                 offset += nout * nin
 
-    def empty_cache(self):
+    def empty_cache(self) -> tuple[Cache, Cache]:
         """Empty keys and values for gpt(), one list per layer."""
         n_layer = self.config.n_layer
         return [[] for _ in range(n_layer)], [[] for _ in range(n_layer)]
 
-    def gpt(self, token_ids, pos_ids, keys, values):
+    def gpt(self, token_ids: Sequence[int], pos_ids: Sequence[int], keys: Cache,
+            values: Cache) -> Tensor:
         """The logits after each token of token_ids, at positions pos_ids,
         the positions that follow those already in the cache (one row each);
         appends their keys and values to the cache."""
@@ -99,7 +108,7 @@ class FusedGPT:
         logits = linear(x, state_dict['lm_head'])
         return logits
 
-    def loss(self, tokens):
+    def loss(self, tokens: Sequence[int]) -> Tensor:
         """The mean loss of predicting each next token of a tokenized document,
         over its first block_size positions, all at once."""
         n = min(self.config.block_size, len(tokens) - 1)
@@ -107,18 +116,20 @@ class FusedGPT:
         logits = self.gpt(tokens[:n], range(n), keys, values)
         return cross_entropy(logits, tokens[1:n + 1])
 
-    def next_token_weights(self, token_id, pos_id, keys, values, temperature):
+    def next_token_weights(self, token_id: int, pos_id: int, keys: Cache, values: Cache,
+                           temperature: float) -> list[float]:
         """The sampling weights of the next token: the softmax of the logits
         divided by the temperature, as floats."""
         logits = self.gpt([token_id], [pos_id], keys, values)
         return softmax(logits, temperature).tolist()[0]
 
-    def optimizer(self, learning_rate, beta1=0.9, beta2=0.95, eps_adam=1e-8):
+    def optimizer(self, learning_rate: float, beta1: float = 0.9, beta2: float = 0.95,
+                  eps_adam: float = 1e-8) -> Adam:
         """microgpt.py's Adam over the parameters, as one compiled loop."""
         return Adam(self.parameters, learning_rate, beta1, beta2, eps_adam)
 
 
-def _gauss(random, out, std):
+def _gauss(random: Random, out: memoryview[float], std: float) -> None:
     """out[i] = random.gauss(0, std) for each i, in order: in one call to
     microgpt's generator, one call per number for any other."""
     if hasattr(random, "gauss_into"):

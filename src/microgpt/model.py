@@ -15,8 +15,9 @@ class Config:
     """The model's hyperparameters; the defaults are microgpt.py's first
     revision (its final one: microgpt.recipe.V2.config(vocab_size))."""
 
-    def __init__(self, vocab_size, n_embd=16, n_head=4, n_layer=1, block_size=8,
-                 activation="relu2", init_std=0.02, zero_init_proj=True):
+    def __init__(self, vocab_size: int, n_embd: int = 16, n_head: int = 4, n_layer: int = 1,
+                 block_size: int = 8, activation: str = "relu2", init_std: float = 0.02,
+                 zero_init_proj: bool = True) -> None:
         if n_embd % n_head:
             raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
         if activation not in ACTIVATIONS:
@@ -31,12 +32,12 @@ class Config:
         self.init_std = init_std        # std of the parameters' random.gauss ...
         self.zero_init_proj = zero_init_proj    # ... but 0 for attn_wo and mlp_fc2 if true
 
-    def stds(self):
+    def stds(self) -> tuple[float, float]:
         """The std of each kind of matrix at initialisation: the projections
         back into the residual stream (attn_wo, mlp_fc2) and the others."""
         return (0 if self.zero_init_proj else self.init_std), self.init_std
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Config(vocab_size={self.vocab_size}, n_embd={self.n_embd}, "
                 f"n_head={self.n_head}, n_layer={self.n_layer}, block_size={self.block_size}, "
                 f"activation={self.activation!r}, init_std={self.init_std!r}, "

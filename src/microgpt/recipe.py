@@ -36,6 +36,26 @@ class Recipe:
         "inference_header",     # the line before the samples
     )
     __slots__ = ("name", "summary") + FIELDS
+    name: str
+    summary: str
+    n_embd: int
+    n_head: int
+    n_layer: int
+    block_size: int
+    init_std: float
+    zero_init_proj: bool
+    activation: str
+    num_steps: int
+    learning_rate: float
+    beta1: float
+    beta2: float
+    eps_adam: float
+    lr_schedule: str
+    seed: int
+    num_samples: int
+    temperature: float
+    step_end: str
+    inference_header: str
 
     def __init__(self, name, summary, **settings):
         missing = [field for field in self.FIELDS if field not in settings]

@@ -20,8 +20,33 @@ parameters, the same losses and samples, bit for bit, on the fast path or
 (exact=True) on microgpt.py's graph of scalar Values. A checkpoint written by
 either path carries on on either, with the same results.
 """
+from __future__ import annotations
+
+import sys
+
 from .data import DataError, Tokenizer
 from .errors import quoted, shortened
+
+TYPE_CHECKING = False   # True for type checkers only; typing itself costs start-up 6 ms
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from os import PathLike
+    from random import Random as StdlibRandom
+    from typing import Any, Self
+
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from .checkpoint import Checkpoint
+    from .data import Text
+    from .fused import Adam as FusedAdam
+    from .fused import FusedGPT
+    from .model import GPT, Config
+    from .random import Random
+    from .recipe import Recipe
+    from .train import Adam
+
+    FilePath = str | PathLike[str]
 
 
 class Model:
@@ -34,23 +59,32 @@ class Model:
     random       the generator sample() continues (microgpt.random.Random)
     """
 
-    def __init__(self, gpt, tokenizer, recipe, random):
+    gpt: GPT | FusedGPT
+    tokenizer: Tokenizer
+    recipe: Recipe
+    random: Random
+    config: Config
+    vocabulary: str
+
+    def __init__(self, gpt: GPT | FusedGPT, tokenizer: Tokenizer, recipe: Recipe,
+                 random: Random) -> None:
         self.gpt, self.tokenizer, self.recipe, self.random = gpt, tokenizer, recipe, random
         self.config = gpt.config
         self.vocabulary = "".join(tokenizer.uchars)
 
     @property
-    def num_params(self):
+    def num_params(self) -> int:
         return len(self.gpt.params)
 
     @property
-    def exact(self):
+    def exact(self) -> bool:
         """True on microgpt.py's scalar graph, False on the fused operations."""
-        from .fused import FusedGPT
-        return not isinstance(self.gpt, FusedGPT)
+        # no FusedGPT before microgpt.fused is loaded, and the pure-Python backend may have none
+        fused = sys.modules.get("microgpt.fused")
+        return fused is None or not isinstance(self.gpt, fused.FusedGPT)
 
     @property
-    def state_dict(self):
+    def state_dict(self) -> dict[str, NDArray[np.float64]]:
         """The parameter matrices by microgpt.py's names, as new float64 numpy
         arrays [nout, nin] (copies: changing them changes nothing here)."""
         import numpy as np
@@ -62,13 +96,16 @@ class Model:
             offset += nout * nin
         return result
 
-    def generate(self, prompt="", temperature=None, random=None):
+    def generate(self, prompt: str = "", temperature: float | None = None,
+                 random: StdlibRandom | None = None) -> str:
         """One new document, beginning with prompt, drawn with random (by
         default this model's generator, which it advances). SamplingError (an
         ArithmeticError) if the numbers break down."""
         return self._generate(prompt, temperature, random, None)
 
-    def samples(self, num_samples=None, temperature=None, prompt="", seed=None):
+    def samples(self, num_samples: int | None = None, temperature: float | None = None,
+                prompt: str = "", seed: int | float | str | bytes | bytearray | None = None
+                ) -> Iterator[str]:
         """The documents sample() gives, one at a time, as they are drawn."""
         random = None
         if seed is not None:
@@ -78,14 +115,17 @@ class Model:
         for number in range(1, count + 1):
             yield self._generate(prompt, temperature, random, number)
 
-    def sample(self, num_samples=None, temperature=None, prompt="", seed=None):
+    def sample(self, num_samples: int | None = None, temperature: float | None = None,
+               prompt: str = "", seed: int | float | str | bytes | bytearray | None = None
+               ) -> list[str]:
         """num_samples new documents (the recipe's number by default), as
         microgpt.py's inference loop draws them. Without a seed they continue
         this model's generator: after a run, the samples the run printed.
         With one, a new generator seeded with it is used (this one stays)."""
         return list(self.samples(num_samples, temperature, prompt, seed))
 
-    def _generate(self, prompt, temperature, random, number):
+    def _generate(self, prompt: str, temperature: float | None,
+                  random: StdlibRandom | None, number: int | None) -> str:
         from .errors import SamplingError
         from .train import sample
         ids = self.encode_prompt(prompt)
@@ -96,14 +136,14 @@ class Model:
         except (ArithmeticError, ValueError) as exc:
             raise SamplingError(_sampling_failure(exc, self.gpt, t, number)) from None
 
-    def loss(self, text):
+    def loss(self, text: str) -> float:
         """The mean loss of predicting each next character of the document
         text (from BOS, to BOS), over its first block_size positions: the loss
         training reports for it."""
         tokens = self._encode(text, "the text")
         return float(self.gpt.loss(tokens).data)
 
-    def logits(self, text):
+    def logits(self, text: str) -> list[list[float]]:
         """The logits of the token after each of BOS and the characters of
         text (the first block_size of them): one row of vocab_size floats per
         position, the last for the token after text (BOS: the end)."""
@@ -114,7 +154,7 @@ class Model:
                     for pos_id, token_id in enumerate(tokens)]
         return self.gpt.gpt(tokens, range(len(tokens)), keys, values).tolist()
 
-    def encode_prompt(self, prompt):
+    def encode_prompt(self, prompt: str) -> list[int]:
         """The token ids of a prompt; ValueError for one the model cannot take."""
         ids = self._encode(prompt, "the prompt")[1:-1]
         if len(ids) >= self.config.block_size:
@@ -123,7 +163,7 @@ class Model:
                              "it draws")
         return ids
 
-    def _encode(self, text, what):
+    def _encode(self, text: str, what: str) -> list[int]:
         if not isinstance(text, str):
             raise TypeError(f"{what} must be a str, not {type(text).__name__}")
         unknown = sorted(set(text) - set(self.vocabulary))
@@ -132,7 +172,7 @@ class Model:
                              f"({quoted(self.vocabulary)})")
         return self.tokenizer.encode(text)
 
-    def grad_norm(self):
+    def grad_norm(self) -> float:
         """The Euclidean norm of the parameters' gradients: sqrt of g * g
         added up in parameter order (the same float on either path)."""
         if not self.exact:
@@ -143,7 +183,7 @@ class Model:
             total = total + p.grad * p.grad
         return math.sqrt(total)
 
-    def matrix_rms(self):
+    def matrix_rms(self) -> list[tuple[str, float, float]]:
         """For each matrix of state_dict, in order: (name, the root mean
         square of its parameters, that of its gradients)."""
         if not self.exact:
@@ -160,12 +200,12 @@ class Model:
                            math.sqrt(grad_total / len(values))))
         return result
 
-    def _flat_params(self):
+    def _flat_params(self) -> list[float] | memoryview[float]:
         """Every parameter, in order: a list of floats or a memoryview."""
         params = self.gpt.params
         return [p.data for p in params] if self.exact else params
 
-    def _restore(self, ck):
+    def _restore(self, ck: Checkpoint) -> None:
         """Take the parameters and the generator's state of a Checkpoint."""
         if self.exact:
             for p, x in zip(self.gpt.params, ck.params):
@@ -174,7 +214,7 @@ class Model:
             self.gpt.params[:] = ck.params
         self.random.setstate(ck.random_state)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"<microgpt.Model {self.num_params} parameters, vocabulary "
                 f"{self.vocabulary!r}, {'exact' if self.exact else 'fused'}>")
 
@@ -182,14 +222,21 @@ class Model:
 class Step:
     """A training step: its number (from 1), its loss, the learning rate it
     used, the norm of the gradients it followed, and each matrix's (name,
-    parameter RMS, gradient RMS) before the update."""
+    parameter RMS, gradient RMS) before the update; those three are None
+    where the steps were not observed (Run.steps(observe=False))."""
     __slots__ = ("step", "loss", "lr", "grad_norm", "matrix_rms")
+    step: int
+    loss: float
+    lr: float | None
+    grad_norm: float | None
+    matrix_rms: list[tuple[str, float, float]] | None
 
-    def __init__(self, step, loss, lr, grad_norm, matrix_rms):
+    def __init__(self, step: int, loss: float, lr: float | None, grad_norm: float | None,
+                 matrix_rms: list[tuple[str, float, float]] | None) -> None:
         self.step, self.loss, self.lr, self.grad_norm = step, loss, lr, grad_norm
         self.matrix_rms = matrix_rms
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Step(step={self.step}, loss={self.loss!r}, lr={self.lr!r}, "
                 f"grad_norm={self.grad_norm!r})")
 
@@ -211,7 +258,17 @@ class Run:
     val_docs   those held out;  text   the microgpt.data.Text they came from
     """
 
-    def __init__(self, input=None, recipe="v1", exact=False, val_docs=0, **settings):
+    step: int
+    model: Model
+    docs: list[str]
+    val_docs: list[str]
+    text: Text
+    recipe: Recipe
+    optimizer: Adam | FusedAdam
+    _broken: str | None         # why the run cannot go on, if it cannot
+
+    def __init__(self, input: FilePath | Text | None = None, recipe: str | Recipe = "v1",
+                 exact: bool = False, val_docs: int = 0, **settings: object) -> None:
         from . import random
         from .data import Text, load_text, names_path
         recipe = _recipe(recipe, settings)
@@ -223,7 +280,8 @@ class Run:
         tokenizer = Tokenizer([text.characters])     # Tokenizer(docs), the set worked out once
         self._start(text, docs, tokenizer, recipe, exact, rng, draw=True, val_docs=val_docs)
 
-    def _start(self, text, docs, tokenizer, recipe, exact, rng, draw, val_docs):
+    def _start(self, text: Text, docs: list[str], tokenizer: Tokenizer, recipe: Recipe,
+               exact: bool, rng: Random, draw: bool, val_docs: int) -> None:
         if not (isinstance(val_docs, int) and 0 <= val_docs < len(docs)):
             raise ValueError(f"val_docs must be at least 0 and leave documents to train on "
                              f"(there are {len(docs)}), not {val_docs!r}")
@@ -238,15 +296,15 @@ class Run:
         self._broken, self._training = None, False
 
     @property
-    def num_steps(self):
+    def num_steps(self) -> int:
         return self.recipe.num_steps
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[float]:
         """Train, one step per item, yielding the step's loss."""
         for step in self.steps(observe=False):
             yield step.loss
 
-    def steps(self, observe=True):
+    def steps(self, observe: bool = True) -> Iterator[Step]:
         """Train as iterating does, yielding a Step per step: its loss, and
         with observe the learning rate it used, the gradients' norm and each
         matrix's RMS before the update (without, those are None: less work).
@@ -261,9 +319,9 @@ class Run:
         if self._training:
             raise RuntimeError("another iterator is training this run (it has not finished "
                                "or been closed); a run trains through one iterator at a time")
-        seen = dict.fromkeys(("lr", "grad_norm", "matrix_rms"))
+        seen: dict[str, Any] = dict.fromkeys(("lr", "grad_norm", "matrix_rms"))
 
-        def look(step, lr_t):
+        def look(step: int, lr_t: float) -> None:
             seen["lr"], seen["grad_norm"] = lr_t, self.model.grad_norm()
             seen["matrix_rms"] = self.model.matrix_rms()
         model = self.model
@@ -290,7 +348,7 @@ class Run:
         finally:
             self._training = False
 
-    def evaluate(self):
+    def evaluate(self) -> float | None:
         """The mean of the held-out documents' losses (each as Model.loss
         gives it, added up in order); None without held-out documents."""
         if not self.val_docs:
@@ -300,7 +358,7 @@ class Run:
             total = total + self.model.loss(doc)
         return total / len(self.val_docs)
 
-    def checkpoint(self):
+    def checkpoint(self) -> Checkpoint:
         """The run's state now, as a microgpt.checkpoint.Checkpoint."""
         from .checkpoint import Checkpoint
         if self._broken is not None:
@@ -311,13 +369,14 @@ class Run:
                           self.step, self.text.name, self.text.sha256,
                           val_docs=len(self.val_docs))
 
-    def save(self, path):
+    def save(self, path: FilePath) -> None:
         """Write the run's state to path (a safetensors file), atomically."""
         from .checkpoint import save
         save(path, self.checkpoint())
 
     @classmethod
-    def resume(cls, checkpoint, input=None, exact=False):
+    def resume(cls, checkpoint: FilePath | Checkpoint, input: FilePath | Text | None = None,
+               exact: bool = False) -> Self:
         """The run saved in checkpoint (a path or a Checkpoint), ready to carry
         on, on the text it was trained on (input as for Run; its SHA-256
         must be the checkpoint's)."""
@@ -349,14 +408,14 @@ class Run:
         run._restore(ck)
         return run
 
-    def _restore(self, ck):
+    def _restore(self, ck: Checkpoint) -> None:
         self.model._restore(ck)
         for ours, theirs in ((self.optimizer.m, ck.adam_m), (self.optimizer.v, ck.adam_v)):
             ours[:] = theirs.tolist() if isinstance(ours, list) else theirs
         self.step = ck.step
 
 
-def checkpoint_text(ck):
+def checkpoint_text(ck: Checkpoint) -> Text:
     """The text a Checkpoint was trained on, found by its name and checked
     by its SHA-256: names.txt, or the file it names, from the working
     directory or else from the checkpoint's own; DataError if neither is it."""
@@ -380,7 +439,7 @@ def checkpoint_text(ck):
                     "which is not there as it was; give that text with --input")
 
 
-def load(path, exact=False):
+def load(path: FilePath, exact: bool = False) -> Model:
     """The trained Model in a checkpoint file, with its generator where the
     run left it: on the fused operations, or with exact=True on microgpt.py's
     scalar graph (the same numbers)."""
@@ -388,7 +447,7 @@ def load(path, exact=False):
     return from_checkpoint(load_checkpoint(path), exact)
 
 
-def from_checkpoint(ck, exact=False):
+def from_checkpoint(ck: Checkpoint, exact: bool = False) -> Model:
     """The trained Model of a microgpt.checkpoint.Checkpoint, as load gives it."""
     from . import random
     model = _model(Tokenizer([ck.vocabulary]), ck.recipe, exact, random.Random(), draw=False)
@@ -396,12 +455,13 @@ def from_checkpoint(ck, exact=False):
     return model
 
 
-def _model(tokenizer, recipe, exact, rng, draw):
+def _model(tokenizer: Tokenizer, recipe: Recipe, exact: bool, rng: Random, draw: bool) -> Model:
     """A Model of the recipe on the fast path (exact: the scalar one, as
     always under MICROGPT_PUREPYTHON=1), its parameters drawn with rng, or
     0.0 if not draw."""
     from . import BACKEND
     config = recipe.config(tokenizer.vocab_size)
+    gpt: GPT | FusedGPT
     if exact or BACKEND != "compiled":
         from .model import GPT
         gpt = GPT(config, rng if draw else None)
@@ -414,12 +474,13 @@ def _model(tokenizer, recipe, exact, rng, draw):
     return Model(gpt, tokenizer, recipe, rng)
 
 
-def resume(path, input=None, exact=False):
+def resume(path: FilePath | Checkpoint, input: FilePath | Text | None = None,
+           exact: bool = False) -> Run:
     """Run.resume(path, input, exact): the run of a checkpoint, to carry on."""
     return Run.resume(path, input, exact)
 
 
-def _recipe(recipe, settings):
+def _recipe(recipe: str | Recipe, settings: dict[str, object]) -> Recipe:
     from .recipe import RECIPES, Recipe
     if isinstance(recipe, str):
         if recipe not in RECIPES:
@@ -447,6 +508,6 @@ def _sampling_failure(exc, gpt, temperature, number):
     return f"sampling failed{where}: {why(exc)} ({hint})"
 
 
-def _characters(chars):
+def _characters(chars: list[str]) -> str:
     shown = ", ".join(repr(c) for c in chars[:5]) + (", ..." if len(chars) > 5 else "")
     return f"character{'s' * (len(chars) > 1)} {shown}"
