@@ -64,11 +64,17 @@ def test_the_warning_is_a_warning_filters_can_turn_into_an_error():
 
 
 def test_setup_py_compiles_nothing_there():
-    # setuptools.setup replaced, to see what setup.py would build without building it
+    # a stand-in for setuptools (which a venv of Python 3.12 on has not), to see what
+    # setup.py would build without building it
     result = _run(
-        "import setuptools\n"
+        "import types\n"
         "seen = {}\n"
+        "setuptools, command, build = (types.ModuleType(name) for name in ("
+        "'setuptools', 'setuptools.command', 'setuptools.command.build_ext'))\n"
         "setuptools.setup = lambda **kwargs: seen.update(kwargs)\n"
+        "setuptools.Extension = lambda *args, **kwargs: (args, kwargs)\n"
+        "build.build_ext = type('build_ext', (), {})\n"
+        "sys.modules.update({m.__name__: m for m in (setuptools, command, build)})\n"
         "sys.argv = ['setup.py', 'build_ext']\n"
         "exec(compile(open('setup.py').read(), 'setup.py', 'exec'), {'__name__': '__main__'})\n"
         "print(seen['ext_modules'])\n")

@@ -272,6 +272,7 @@ def test_a_closed_pipe_is_not_an_error(names_txt):
     process.stdout.readline()
     process.stdout.close()          # as `microgpt-train | head -1` does
     stderr = process.stderr.read()
+    process.stderr.close()
     process.wait(timeout=120)
     assert b"Traceback" not in stderr and b"Error" not in stderr
 
