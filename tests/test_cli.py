@@ -13,7 +13,8 @@ import pytest
 
 import microgpt
 from microgpt import memory
-from microgpt.cli import NotEnoughMemory, check_memory
+from microgpt.commands.checks import check_memory
+from microgpt.errors import NotEnoughMemory
 from microgpt.memory import Available
 from microgpt.model import Config
 
@@ -741,11 +742,12 @@ def test_held_out_documents_without_a_log_say_their_loss(names_txt):
 
 def test_the_console_script_imports_nothing_before_main(tmp_path):
     # a Ctrl-C is answered from main() on: before it, only the package and this module load
-    check = ("import sys\nbefore = set(sys.modules)\nimport microgpt.cli\n"
+    check = ("import sys\nbefore = set(sys.modules)\nimport microgpt.commands.train\n"
              "print(sorted(set(sys.modules) - before))\n")
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "['microgpt', 'microgpt._backend', 'microgpt.cli']"
+    assert result.stdout.strip() == ("['microgpt', 'microgpt._backend', 'microgpt.commands', "
+                                     "'microgpt.commands.common', 'microgpt.commands.train']")
 
 
 def test_resume_without_input_reads_the_text_the_checkpoint_names(tmp_path):

@@ -1,6 +1,6 @@
-"""python -m microgpt: the microgpt-train command."""
+"""python -m microgpt: the microgpt-train command (microgpt.commands.train)."""
 import sys
 
-from .cli import main
+from .commands.train import main
 
 sys.exit(main())

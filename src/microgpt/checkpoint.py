@@ -75,18 +75,8 @@ class Checkpoint:
 
 
 def shapes(config):
-    """{name: (nout, nin)} of microgpt.py's state_dict, in its order."""
-    n_embd = config.n_embd
-    result = {'wte': (config.vocab_size, n_embd), 'wpe': (config.block_size, n_embd),
-              'lm_head': (config.vocab_size, n_embd)}
-    for i in range(config.n_layer):
-        result[f'layer{i}.attn_wq'] = (n_embd, n_embd)
-        result[f'layer{i}.attn_wk'] = (n_embd, n_embd)
-        result[f'layer{i}.attn_wv'] = (n_embd, n_embd)
-        result[f'layer{i}.attn_wo'] = (n_embd, n_embd)
-        result[f'layer{i}.mlp_fc1'] = (4 * n_embd, n_embd)
-        result[f'layer{i}.mlp_fc2'] = (n_embd, 4 * n_embd)
-    return result
+    """{name: (nout, nin)} of microgpt.py's state_dict, in its order (Config.layout)."""
+    return {name: (nout, nin) for name, nout, nin, _ in config.layout()}
 
 
 # Writing ----------------------------------------------------------------------

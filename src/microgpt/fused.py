@@ -47,22 +47,16 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu2": relu_squared, "re
 class FusedGPT:
     """microgpt.py's model on fused operations: ``state_dict`` with Tensor
     views of its parameter matrices, ``params`` with every parameter in its
-    order (a memoryview of the one contiguous array), and ``gpt()``."""
+    order (a memoryview of the one contiguous array), and ``gpt()``: the
+    methods of microgpt.model.GPT, on the fused operations."""
+
+    exact = False       # the fused operations (the same floats)
 
     def __init__(self, config: Config, random: Random | None) -> None:
         """Draw the parameters with random.gauss, in microgpt.py's order
         (random None: all 0.0, to be loaded)."""
         self.config = config
-        n_embd, vocab_size = config.n_embd, config.vocab_size
-        proj_std, std = config.stds()
-        matrices = [('wte', vocab_size, n_embd, std), ('wpe', config.block_size, n_embd, std), ('lm_head', vocab_size, n_embd, std)]
-        for i in range(config.n_layer):
-            matrices += [(f'layer{i}.attn_wq', n_embd, n_embd, std),
-                         (f'layer{i}.attn_wk', n_embd, n_embd, std),
-                         (f'layer{i}.attn_wv', n_embd, n_embd, std),
-                         (f'layer{i}.attn_wo', n_embd, n_embd, proj_std),
-                         (f'layer{i}.mlp_fc1', 4 * n_embd, n_embd, std),
-                         (f'layer{i}.mlp_fc2', n_embd, 4 * n_embd, proj_std)]
+        matrices = config.layout()
         self.parameters = Parameters({name: (nout, nin) for name, nout, nin, _ in matrices})
         self.state_dict = self.parameters.state_dict
         self.params = self.parameters.data
@@ -127,6 +121,27 @@ class FusedGPT:
                   eps_adam: float = 1e-8) -> Adam:
         """microgpt.py's Adam over the parameters, as one compiled loop."""
         return Adam(self.parameters, learning_rate, beta1, beta2, eps_adam)
+
+    def logits(self, tokens: Sequence[int]) -> list[list[float]]:
+        """The logits after each of tokens (at most block_size), as rows of floats."""
+        keys, values = self.empty_cache()
+        return self.gpt(tokens, range(len(tokens)), keys, values).tolist()
+
+    def values(self) -> memoryview[float]:
+        """Every parameter's value, in order (a view of them)."""
+        return self.params
+
+    def load(self, values: Sequence[float]) -> None:
+        """Set every parameter's value, in order, from a sequence of floats."""
+        self.params[:] = values
+
+    def grad_norm(self) -> float:
+        """The Euclidean norm of the gradients, as microgpt.model.GPT's."""
+        return self.parameters.grad_norm()
+
+    def matrix_rms(self) -> list[tuple[str, float, float]]:
+        """For each matrix: (name, its parameters' RMS, its gradients')."""
+        return self.parameters.matrix_rms()
 
 
 def _gauss(random: Random, out: memoryview[float], std: float) -> None:

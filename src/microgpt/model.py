@@ -7,6 +7,8 @@ for bit. ``Value`` defaults to ``microgpt.Value`` (the compiled engine, or the
 pure-Python one when ``MICROGPT_PUREPYTHON=1``); any class with microgpt.py's
 Value interface works.
 """
+import math
+
 from . import Value as _Value
 from .train import Adam
 
@@ -36,6 +38,33 @@ class Config:
         """The std of each kind of matrix at initialisation: the projections
         back into the residual stream (attn_wo, mlp_fc2) and the others."""
         return (0 if self.zero_init_proj else self.init_std), self.init_std
+
+    def layout(self) -> list[tuple[str, int, int, float]]:
+        """microgpt.py's state_dict, in its order: (name, nout, nin, the std
+        of the random.gauss it is drawn with) for each parameter matrix. The
+        one description of the model's shape: the models, checkpoints, the
+        memory estimate and the report all read it."""
+        outer, layer = self._matrices()
+        return outer + [(f'layer{i}.{name}', nout, nin, std)
+                        for i in range(self.n_layer) for name, nout, nin, std in layer]
+
+    def num_params(self) -> int:
+        """How many parameters layout() has (worked out without listing them)."""
+        outer, layer = self._matrices()
+        return sum(nout * nin for _, nout, nin, _ in outer) + \
+            self.n_layer * sum(nout * nin for _, nout, nin, _ in layer)
+
+    def _matrices(self) -> tuple[list[tuple[str, int, int, float]],
+                                 list[tuple[str, int, int, float]]]:
+        """The matrices outside the layers, and those of each layer."""
+        n_embd, vocab_size = self.n_embd, self.vocab_size
+        proj_std, std = self.stds()
+        outer = [('wte', vocab_size, n_embd, std), ('wpe', self.block_size, n_embd, std),
+                 ('lm_head', vocab_size, n_embd, std)]
+        layer = [('attn_wq', n_embd, n_embd, std), ('attn_wk', n_embd, n_embd, std),
+                 ('attn_wv', n_embd, n_embd, std), ('attn_wo', n_embd, n_embd, proj_std),
+                 ('mlp_fc1', 4 * n_embd, n_embd, std), ('mlp_fc2', n_embd, 4 * n_embd, proj_std)]
+        return outer, layer
 
     def __repr__(self) -> str:
         return (f"Config(vocab_size={self.vocab_size}, n_embd={self.n_embd}, "
@@ -73,24 +102,18 @@ ACTIVATIONS = {
 class GPT:
     """microgpt.py's model: ``state_dict`` with its parameter matrices, ``params``
     with every parameter in its order, and ``gpt()``, the forward pass of one
-    token with a KV cache."""
+    token with a KV cache. microgpt.fused.FusedGPT has the same methods."""
+
+    exact = True        # microgpt.py's graph of scalar Values
 
     def __init__(self, config, random, Value=_Value):
         """Draw the parameters with random.gauss, in microgpt.py's order
         (random None: all 0.0, to be loaded)."""
         self.config = config
-        n_embd, n_layer = config.n_embd, config.n_layer
-        proj_std, std = config.stds()
         draw = (lambda std: 0.0) if random is None else (lambda std: random.gauss(0, std))
-        matrix = lambda nout, nin, std=std: [[Value(draw(std)) for _ in range(nin)] for _ in range(nout)]
-        state_dict = {'wte': matrix(config.vocab_size, n_embd), 'wpe': matrix(config.block_size, n_embd), 'lm_head': matrix(config.vocab_size, n_embd)}
-        for i in range(n_layer):
-            state_dict[f'layer{i}.attn_wq'] = matrix(n_embd, n_embd)
-            state_dict[f'layer{i}.attn_wk'] = matrix(n_embd, n_embd)
-            state_dict[f'layer{i}.attn_wv'] = matrix(n_embd, n_embd)
-            state_dict[f'layer{i}.attn_wo'] = matrix(n_embd, n_embd, std=proj_std)
-            state_dict[f'layer{i}.mlp_fc1'] = matrix(4 * n_embd, n_embd)
-            state_dict[f'layer{i}.mlp_fc2'] = matrix(n_embd, 4 * n_embd, std=proj_std)
+        matrix = lambda nout, nin, std: [[Value(draw(std)) for _ in range(nin)] for _ in range(nout)]
+        # wte, wpe, lm_head, then each layer's attn_wq ... mlp_fc2: Config.layout()
+        state_dict = {name: matrix(nout, nin, std) for name, nout, nin, std in config.layout()}
         self.state_dict = state_dict
         self.params = [p for mat in state_dict.values() for row in mat for p in row]
 
@@ -163,3 +186,40 @@ class GPT:
         logits = self.gpt(token_id, pos_id, keys, values)
         probs = softmax([l / temperature for l in logits])
         return [p.data for p in probs]
+
+    def logits(self, tokens):
+        """The logits after each of tokens (at most block_size), as rows of floats."""
+        keys, values = self.empty_cache()
+        return [[l.data for l in self.gpt(token_id, pos_id, keys, values)]
+                for pos_id, token_id in enumerate(tokens)]
+
+    def values(self):
+        """Every parameter's value, in order, as a list of floats."""
+        return [p.data for p in self.params]
+
+    def load(self, values):
+        """Set every parameter's value, in order, from a sequence of floats."""
+        for p, x in zip(self.params, values):
+            p.data = x
+
+    def grad_norm(self):
+        """The Euclidean norm of the gradients: sqrt of g * g added up in
+        parameter order (the same float as FusedGPT's)."""
+        total = 0.0
+        for p in self.params:
+            total = total + p.grad * p.grad
+        return math.sqrt(total)
+
+    def matrix_rms(self):
+        """For each matrix of state_dict, in order: (name, the root mean
+        square of its parameters, that of its gradients)."""
+        result = []
+        for name, matrix in self.state_dict.items():
+            values = [p for row in matrix for p in row]
+            data_total = grad_total = 0.0
+            for p in values:
+                data_total = data_total + p.data * p.data
+                grad_total = grad_total + p.grad * p.grad
+            result.append((name, math.sqrt(data_total / len(values)),
+                           math.sqrt(grad_total / len(values))))
+        return result

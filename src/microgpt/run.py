@@ -22,14 +22,13 @@ either path carries on on either, with the same results.
 """
 from __future__ import annotations
 
-import sys
 
 from .data import DataError, Tokenizer
 from .errors import quoted, shortened
 
 TYPE_CHECKING = False   # True for type checkers only; typing itself costs start-up 6 ms
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
     from os import PathLike
     from random import Random as StdlibRandom
     from typing import Any, Self
@@ -79,9 +78,7 @@ class Model:
     @property
     def exact(self) -> bool:
         """True on microgpt.py's scalar graph, False on the fused operations."""
-        # no FusedGPT before microgpt.fused is loaded, and the pure-Python backend may have none
-        fused = sys.modules.get("microgpt.fused")
-        return fused is None or not isinstance(self.gpt, fused.FusedGPT)
+        return self.gpt.exact
 
     @property
     def state_dict(self) -> dict[str, NDArray[np.float64]]:
@@ -89,7 +86,7 @@ class Model:
         arrays [nout, nin] (copies: changing them changes nothing here)."""
         import numpy as np
         from .checkpoint import shapes
-        flat = np.array(self._flat_params(), dtype=np.float64)
+        flat = np.array(self.gpt.values(), dtype=np.float64)
         result, offset = {}, 0
         for name, (nout, nin) in shapes(self.config).items():
             result[name] = flat[offset:offset + nout * nin].reshape(nout, nin)
@@ -148,11 +145,7 @@ class Model:
         text (the first block_size of them): one row of vocab_size floats per
         position, the last for the token after text (BOS: the end)."""
         tokens = self._encode(text, "the text")[:-1][:self.config.block_size]
-        keys, values = self.gpt.empty_cache()
-        if self.exact:
-            return [[l.data for l in self.gpt.gpt(token_id, pos_id, keys, values)]
-                    for pos_id, token_id in enumerate(tokens)]
-        return self.gpt.gpt(tokens, range(len(tokens)), keys, values).tolist()
+        return self.gpt.logits(tokens)
 
     def encode_prompt(self, prompt: str) -> list[int]:
         """The token ids of a prompt; ValueError for one the model cannot take."""
@@ -175,43 +168,16 @@ class Model:
     def grad_norm(self) -> float:
         """The Euclidean norm of the parameters' gradients: sqrt of g * g
         added up in parameter order (the same float on either path)."""
-        if not self.exact:
-            return self.gpt.parameters.grad_norm()
-        import math
-        total = 0.0
-        for p in self.gpt.params:
-            total = total + p.grad * p.grad
-        return math.sqrt(total)
+        return self.gpt.grad_norm()
 
     def matrix_rms(self) -> list[tuple[str, float, float]]:
         """For each matrix of state_dict, in order: (name, the root mean
         square of its parameters, that of its gradients)."""
-        if not self.exact:
-            return self.gpt.parameters.matrix_rms()
-        import math
-        result = []
-        for name, matrix in self.gpt.state_dict.items():
-            values = [p for row in matrix for p in row]
-            data_total = grad_total = 0.0
-            for p in values:
-                data_total = data_total + p.data * p.data
-                grad_total = grad_total + p.grad * p.grad
-            result.append((name, math.sqrt(data_total / len(values)),
-                           math.sqrt(grad_total / len(values))))
-        return result
-
-    def _flat_params(self) -> list[float] | memoryview[float]:
-        """Every parameter, in order: a list of floats or a memoryview."""
-        params = self.gpt.params
-        return [p.data for p in params] if self.exact else params
+        return self.gpt.matrix_rms()
 
     def _restore(self, ck: Checkpoint) -> None:
         """Take the parameters and the generator's state of a Checkpoint."""
-        if self.exact:
-            for p, x in zip(self.gpt.params, ck.params):
-                p.data = x
-        else:
-            self.gpt.params[:] = ck.params
+        self.gpt.load(ck.params)
         self.random.setstate(ck.random_state)
 
     def __repr__(self) -> str:
@@ -269,19 +235,21 @@ class Run:
 
     def __init__(self, input: FilePath | Text | None = None, recipe: str | Recipe = "v1",
                  exact: bool = False, val_docs: int = 0, **settings: object) -> None:
-        from . import random
         from .data import Text, load_text, names_path
-        recipe = _recipe(recipe, settings)
         text = input if isinstance(input, Text) else \
             load_text(names_path() if input is None else input)
+        self._start(text, _recipe(recipe, settings), exact, val_docs, draw=True)
+
+    def _start(self, text: Text, recipe: Recipe, exact: bool, val_docs: int,
+               draw: bool) -> None:
+        """microgpt.py's start: the documents shuffled, the tokenizer, and the
+        parameters drawn (if draw; a resumed run loads them) with the same
+        generator, then Adam."""
+        from . import random
         rng = random.Random(recipe.seed)
         docs = list(text.docs)
         rng.shuffle(docs)
         tokenizer = Tokenizer([text.characters])     # Tokenizer(docs), the set worked out once
-        self._start(text, docs, tokenizer, recipe, exact, rng, draw=True, val_docs=val_docs)
-
-    def _start(self, text: Text, docs: list[str], tokenizer: Tokenizer, recipe: Recipe,
-               exact: bool, rng: Random, draw: bool, val_docs: int) -> None:
         if not (isinstance(val_docs, int) and 0 <= val_docs < len(docs)):
             raise ValueError(f"val_docs must be at least 0 and leave documents to train on "
                              f"(there are {len(docs)}), not {val_docs!r}")
@@ -364,7 +332,7 @@ class Run:
         if self._broken is not None:
             raise RuntimeError(self._broken)
         model = self.model
-        return Checkpoint(self.recipe, model.vocabulary, model._flat_params(),
+        return Checkpoint(self.recipe, model.vocabulary, model.gpt.values(),
                           self.optimizer.m, self.optimizer.v, model.random.getstate(),
                           self.step, self.text.name, self.text.sha256,
                           val_docs=len(self.val_docs))
@@ -380,7 +348,6 @@ class Run:
         """The run saved in checkpoint (a path or a Checkpoint), ready to carry
         on, on the text it was trained on (input as for Run; its SHA-256
         must be the checkpoint's)."""
-        from . import random
         from .checkpoint import Checkpoint, load
         from .data import Text, load_text
         ck = checkpoint if isinstance(checkpoint, Checkpoint) else load(checkpoint)
@@ -393,18 +360,13 @@ class Run:
             raise DataError(f"{where} was trained on {shortened(ck.text_name)} (SHA-256 "
                             f"{ck.text_sha256[:16]}...), not on {text.name} (SHA-256 "
                             f"{text.sha256[:16]}...); give that text with --input")
-        shuffler = random.Random(ck.recipe.seed)
-        docs = list(text.docs)
-        shuffler.shuffle(docs)
-        tokenizer = Tokenizer([text.characters])
-        if ck.val_docs >= len(docs):
+        if ck.val_docs >= len(text.docs):
             raise DataError(f"{where}: it holds out {ck.val_docs} documents, and "
-                            f"{text.name} has only {len(docs)}")
+                            f"{text.name} has only {len(text.docs)}")
         if text.characters != ck.vocabulary:
             raise DataError(f"{where}: its vocabulary is not that of {text.name}")
         run = cls.__new__(cls)
-        run._start(text, docs, tokenizer, ck.recipe, exact, random.Random(), draw=False,
-                   val_docs=ck.val_docs)
+        run._start(text, ck.recipe, exact, ck.val_docs, draw=False)
         run._restore(ck)
         return run
 
