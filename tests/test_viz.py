@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import microgpt
-from microgpt import runlog, viz
+from microgpt import figures, runlog, viz
 from microgpt.data import load_text
 
 pytest.importorskip("matplotlib", reason="the report needs matplotlib (microgpt[report])")
@@ -253,7 +253,7 @@ def test_a_report_draws_a_bounded_number_of_samples(finished, tmp_path):
     ck = with_metadata(finished["ck.safetensors"], tmp_path / "ck.safetensors",
                        num_samples=str(10 ** 9))
     result = subprocess.run([REPORT, str(ck), "-o", str(tmp_path / "r.html")],
-                            capture_output=True, timeout=120)
+                            capture_output=True, timeout=900)
     assert result.returncode == 0, result.stderr
     page = (tmp_path / "r.html").read_text()
     assert page.count('<span class="n">') == viz.MAX_SAMPLES
@@ -336,7 +336,7 @@ def test_characters_no_font_has_are_one_line(tmp_path):
     assert result.returncode == 0
     warnings = [line for line in result.stderr.decode().splitlines() if line]
     assert "Glyph" not in result.stderr.decode() and len(warnings) <= 1, warnings
-    families, missing = viz._families("日本東京abc")
+    families, missing = figures._families("日本東京abc")
     if missing:
         assert warnings == [f"microgpt-train: warning: no installed font has {len(missing)} of "
                             f"the text's characters ({''.join(sorted(missing))!r}): the figures "

@@ -39,7 +39,7 @@ def main(argv=None):
         parser = build_parser(prog)
         args = parser.parse_args(argv)
         from ..checkpoint import load
-        from ..run import from_checkpoint
+        from ..trained import from_checkpoint
         from .checks import check_outputs, check_vocabulary, need_matplotlib
         need_matplotlib()
         check_outputs({"the report": args.output})

@@ -42,7 +42,7 @@ def main(argv=None):
     def body(prog):
         parser = build_parser(prog)
         args = parser.parse_args(argv)
-        from ..run import load
+        from ..trained import load
         model = load(args.checkpoint, exact=args.exact)
         try:
             model.encode_prompt(args.prompt)
