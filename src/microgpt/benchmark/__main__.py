@@ -1,0 +1,6 @@
+"""python -m microgpt.benchmark."""
+import sys
+
+from . import main
+
+sys.exit(main())
