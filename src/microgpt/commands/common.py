@@ -13,26 +13,31 @@ import sys
 INTERRUPTED = 130       # microgpt.errors.INTERRUPTED, for a Ctrl-C before that is imported
 
 
-def command(body, name):
-    """Run body(prog), a command's work, answering every error a user can
-    cause with one line on stderr and its exit status, and showing each
-    warning as one line."""
+def command(name, build_parser, work, argv=None):
+    """The command `name`: argv parsed by build_parser(prog), then
+    work(args, parser), which returns the exit status; every error a user
+    can cause answered with one line on stderr and its exit status, and each
+    warning shown as one line."""
     prog = name
     try:
         import warnings
         prog = program_name(name)
         with warnings.catch_warnings():
             warnings.showwarning = lambda message, *rest: stderr(f"{prog}: warning: {message}")
-            return _answered(body, prog)
+            return _answered(lambda: _parsed(build_parser(prog), work, argv), prog)
     except KeyboardInterrupt:
         stderr(f"\n{prog}: interrupted")     # a new line after the ^C the terminal shows
         return INTERRUPTED
 
 
+def _parsed(parser, work, argv):
+    return work(parser.parse_args(argv), parser)
+
+
 def _answered(body, prog):
     from ..errors import FAILED, MicrogptError, OutputError, exit_status
     try:
-        return body(prog)
+        return body()
     except MicrogptError as exc:
         stderr(f"{prog}: error: {exc}")
         if isinstance(exc, OutputError):

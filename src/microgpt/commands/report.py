@@ -35,26 +35,27 @@ def build_parser(prog=None):
 
 def main(argv=None):
     """The microgpt-report command; returns the exit status."""
-    def body(prog):
-        parser = build_parser(prog)
-        args = parser.parse_args(argv)
-        from ..checkpoint import load
-        from ..trained import from_checkpoint
-        from .checks import check_outputs, check_vocabulary, need_matplotlib
-        need_matplotlib()
-        check_outputs({"the report": args.output})
-        ck = load(args.checkpoint)
-        model = from_checkpoint(ck)
-        if args.inspect is not None:
-            check_vocabulary("--inspect", args.inspect, model.vocabulary, args.checkpoint)
-        records = None
-        if args.log is not None:
-            from ..runlog import read
-            records = read(args.log)
-            check_log(records, ck, args.log, args.checkpoint)
-        write_report(args.output, model, records, args.inspect)
-        return 0
-    return command(body, "microgpt-report")
+    return command("microgpt-report", build_parser, make_report, argv)
+
+
+def make_report(args, parser):
+    """Write the page args ask for."""
+    from ..checkpoint import load
+    from ..trained import from_checkpoint
+    from .checks import check_outputs, check_vocabulary, need_matplotlib
+    need_matplotlib()
+    check_outputs({"the report": args.output})
+    ck = load(args.checkpoint)
+    model = from_checkpoint(ck)
+    if args.inspect is not None:
+        check_vocabulary("--inspect", args.inspect, model.vocabulary, args.checkpoint)
+    records = None
+    if args.log is not None:
+        from ..runlog import read
+        records = read(args.log)
+        check_log(records, ck, args.log, args.checkpoint)
+    write_report(args.output, model, records, args.inspect)
+    return 0
 
 
 def check_log(records, ck, log, checkpoint):

@@ -39,20 +39,19 @@ def build_parser(prog=None):
 
 def main(argv=None):
     """The microgpt-sample command; returns the exit status."""
-    def body(prog):
-        parser = build_parser(prog)
-        args = parser.parse_args(argv)
-        from ..trained import load
-        model = load(args.checkpoint, exact=args.exact)
-        try:
-            model.encode_prompt(args.prompt)
-        except ValueError as exc:
-            parser.error(f"--prompt: {exc}")
-        count = model.recipe.num_samples if args.samples is None else args.samples
-        for i, text in enumerate(model.samples(count, args.temperature, args.prompt,
-                                               args.seed), 1):
-            output(f"sample {i:2d}: {text}")
-        flush()
-        return 0
-    return command(body, "microgpt-sample")
+    return command("microgpt-sample", build_parser, sample, argv)
 
+
+def sample(args, parser):
+    """Print the samples args ask for."""
+    from ..trained import load
+    model = load(args.checkpoint, exact=args.exact)
+    try:
+        model.encode_prompt(args.prompt)
+    except ValueError as exc:
+        parser.error(f"--prompt: {exc}")
+    count = model.recipe.num_samples if args.samples is None else args.samples
+    for i, text in enumerate(model.samples(count, args.temperature, args.prompt, args.seed), 1):
+        output(f"sample {i:2d}: {text}")
+    flush()
+    return 0

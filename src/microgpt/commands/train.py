@@ -17,11 +17,8 @@ from .common import command, flush, output, stderr
 
 def main(argv=None):
     """The microgpt-train command; returns the exit status."""
-    def body(prog):
-        parser = build_parser(prog)
-        args = parser.parse_args(argv)
-        return run(recipe_of(args, parser), args, parser)
-    return command(body, "microgpt-train")
+    return command("microgpt-train", build_parser,
+                   lambda args, parser: run(recipe_of(args, parser), args, parser), argv)
 
 
 # The command line ------------------------------------------------------------
