@@ -27,6 +27,8 @@ from .data import DataError, Tokenizer
 from .errors import shortened
 from .trained import Model, _model, from_checkpoint, load  # noqa: F401 (microgpt.run's names)
 
+__all__ = ["Run", "Step", "Model", "load", "resume", "from_checkpoint", "checkpoint_text"]
+
 TYPE_CHECKING = False   # True for type checkers only; typing itself costs start-up 6 ms
 if TYPE_CHECKING:
     from collections.abc import Iterator
