@@ -206,17 +206,63 @@ static void share(ptrdiff_t n, ptrdiff_t unit, ptrdiff_t part, ptrdiff_t parts,
         *end = n;
 }
 
-/* Work space of `each` bytes for each of `parts` parts; NULL if there is
-   no such memory, or if the size overflows (the caller then runs the plain
-   loops). `each` is a few rows of the kernel's matrices, which exist. */
+/*
+ * Work space of `each` bytes for each of `parts` parts; NULL if there is
+ * no such memory, or if the size overflows (the caller then runs the plain
+ * loops). `each` is a few rows of the kernel's matrices, which exist.
+ *
+ * The largest work space given back is kept for the calls to come: it can
+ * be as large as a matrix (attention's backward pass takes positions x
+ * positions), and freed it would go back to the system, to be faulted in
+ * again at the next call. One block, taken and given back by atomic
+ * exchange (kernels may run on several Python threads at once), its size in
+ * its first bytes; fused_release_space frees it.
+ */
+#define SPACE_HEADER 64             /* keeps the space as aligned as malloc's */
+
+static char *kept_space;
+
 #ifdef HAVE_AVX2
+static size_t space_size(const char *block)
+{
+    return *(const size_t *)block;
+}
+
 static void *space_for(ptrdiff_t parts, size_t each)
 {
-    if (each && (size_t)parts > SIZE_MAX / each)
+    size_t size;
+    char *block;
+    if (each && (size_t)parts > (SIZE_MAX - SPACE_HEADER) / each)
         return NULL;
-    return malloc(parts * each);
+    size = parts * each;
+    block = __atomic_exchange_n(&kept_space, NULL, __ATOMIC_ACQ_REL);
+    if (block != NULL && space_size(block) < size) {
+        free(block);
+        block = NULL;
+    }
+    if (block == NULL) {
+        block = malloc(SPACE_HEADER + size);
+        if (block == NULL)
+            return NULL;
+        *(size_t *)block = size;
+    }
+    return block + SPACE_HEADER;
+}
+
+static void space_free(void *space)
+{
+    char *block = (char *)space - SPACE_HEADER;
+    char *other = __atomic_exchange_n(&kept_space, block, __ATOMIC_ACQ_REL);
+    if (other != NULL && space_size(other) > space_size(block))
+        other = __atomic_exchange_n(&kept_space, other, __ATOMIC_ACQ_REL);   /* the larger */
+    free(other);
 }
 #endif
+
+void fused_release_space(void)
+{
+    free(__atomic_exchange_n(&kept_space, NULL, __ATOMIC_ACQ_REL));
+}
 
 int fused_set_threads(int n)
 {
@@ -290,7 +336,7 @@ void fused_linear(const double *x, const double *w, double *y,
         job.space = space_for(parts, job.each);
         if (job.space) {
             threads_run(linear_part, &job, parts);
-            free(job.space);
+            space_free(job.space);
             return;
         }
     }
@@ -369,7 +415,7 @@ void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
         job.space = space_for(parts, job.each);
         if (job.space) {
             threads_run(linear_backward_weight_part, &job, parts);
-            free(job.space);
+            space_free(job.space);
             return;
         }
     }
@@ -390,7 +436,7 @@ void fused_linear_backward_input(const double *const *w_rows, const double *cons
         job.space = space_for(parts, job.each);
         if (job.space) {
             threads_run(linear_backward_input_part, &job, parts);
-            free(job.space);
+            space_free(job.space);
             return;
         }
     }
@@ -618,7 +664,7 @@ int fused_attention(const double *q, const double *const *k, const double *const
                 }
             if (status == PYFLOAT_OK)
                 threads_run(attention_values_part, &job, parts);
-            free(job.space);
+            space_free(job.space);
             return status;
         }
     }
@@ -677,7 +723,7 @@ void fused_attention_backward(const double *q, const double *const *k,
         job.space = space_for(parts, job.each);
         if (job.space) {
             threads_run(attention_backward_part, &job, parts);
-            free(job.space);
+            space_free(job.space);
             return;
         }
     }

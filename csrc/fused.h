@@ -29,6 +29,9 @@ const char *fused_kernel_isa(void);
 int fused_set_threads(int n);
 int fused_threads(void);
 
+/* Free the vector kernels' work space kept for their next call. */
+void fused_release_space(void);
+
 /* y[t][i] = sum(w[i][j] * x[t][j] for j) -- microgpt.py's linear(x, w) */
 void fused_linear(const double *x, const double *w, double *y,
                   ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout);

@@ -303,9 +303,10 @@ def test_the_check_refuses_only_what_does_not_fit(monkeypatch):
     monkeypatch.setattr(memory, "available", lambda: Available(12.9 * 10**9, "memory"))
     with pytest.raises(NotEnoughMemory) as caught:
         check_memory(config, "fused", 16, 500, 20)
+    step = memory.format_bytes(memory.needed(config, "fused", 16, 500, 20).step_bytes)
     assert str(caught.value) == (
         "this run needs about 13.0 GB of memory (403,136,512 parameters at 32 bytes each with "
-        "their gradients and Adam's moments, 69.3 MB for a step's activations); 12.9 GB is "
+        f"their gradients and Adam's moments, {step} for a step's activations); 12.9 GB is "
         "available")
     monkeypatch.setattr(memory, "available", lambda: None)      # nothing known: no refusal
     check_memory(Config(27, 10**6), "fused", 16, 500, 20)

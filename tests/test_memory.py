@@ -1,7 +1,9 @@
-"""microgpt.memory: what a run needs, against what the code allocates, and
-what the machine has, read from /proc and cgroup files made up here."""
+"""microgpt.memory: what a run needs, against what the code allocates."""
+import json
+import os
 import random as stdlib_random
-import resource
+import subprocess
+import sys
 import tracemalloc
 
 import pytest
@@ -10,14 +12,13 @@ import microgpt
 from microgpt import memory
 from microgpt.data import Tokenizer
 from microgpt.engine import Value as PureValue
-from microgpt.memory import available, format_bytes, graph_values, needed
+from microgpt.memory import graph_values, needed
 from microgpt.model import GPT, Config
 from microgpt.train import sample, train
 
 if microgpt.BACKEND == "compiled":
     from microgpt.fused import FusedGPT      # (imported here, not while tracemalloc counts)
 
-GiB, MiB = 1 << 30, 1 << 20
 
 
 # -- what a run needs ---------------------------------------------------------------
@@ -64,9 +65,12 @@ def test_the_estimate_is_what_the_run_allocates(path, steps, samples):
     # tracemalloc sees every allocation of the run (the compiled ones too:
     # PyMem_Malloc, Python objects), though not the allocator's own overhead
     docs = ["abcdefghijkl", "mnopqrstuvwx", "yzabcdefghij"]      # every step 8 positions
-    tokenizer = Tokenizer(docs)
+    positions = 8
     sizes = (8, 2, 1) if path == "python" else (16, 4, 2)      # (tracemalloc is slow)
-    config = Config(tokenizer.vocab_size, *sizes, 8)
+    if path == "fused" and steps:   # steps of more than the KEPT_AT_LEAST that may be kept
+        docs, positions = [doc * 6 for doc in docs], 64
+    tokenizer = Tokenizer(docs)
+    config = Config(tokenizer.vocab_size, *sizes, positions)
     rng = microgpt.random.Random(42)
     if path == "fused":                     # memory earlier tests' tensors left for reuse
         from microgpt.fused import release_kept_memory
@@ -82,7 +86,7 @@ def test_the_estimate_is_what_the_run_allocates(path, steps, samples):
         used = tracemalloc.get_traced_memory()[1] - start
     finally:
         tracemalloc.stop()
-    estimate = needed(config, path, 8, steps, samples).total
+    estimate = needed(config, path, positions, steps, samples).total
     # the scalar estimates allow for their allocator's fragmentation (see microgpt.memory)
     low, high = {"fused": (0.95, 1.1), "compiled": (0.95, 1.15), "python": (1.0, 1.4)}[path]
     assert low < estimate / used < high, (estimate, used, estimate / used)
@@ -104,103 +108,99 @@ def test_the_estimate_grows_with_each_size():
         assert needed(Config(**base), path, 4, 10, 10).total < need      # shorter documents
 
 
-def test_format_bytes():
-    assert [format_bytes(n) for n in (0, 999, 1000, 12_345_678, 999.9e6, 38.6e9, 123.4e9,
-                                      3.84e12, 1234e12)] == [
-        "0 bytes", "999 bytes", "1.0 kB", "12.3 MB", "1,000 MB", "38.6 GB", "123 GB",
-        "3.8 TB", "1,234 TB"]
+# -- the estimate against the peak the machine counts ---------------------------------
+
+PEAK = r"""
+import json, random, sys
+import microgpt
+from microgpt.data import Tokenizer
+from microgpt.fused import FusedGPT, set_threads
+from microgpt.memory import needed
+from microgpt.model import Config
+from microgpt.train import sample, train
+
+def status(name):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(name + ":"))
+
+sizes, lengths, steps, samples, threads = json.loads(sys.argv[1])
+rng = random.Random(0)
+docs = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n)) for n in lengths]
+tokenizer = Tokenizer(docs)
+config = Config(tokenizer.vocab_size, *sizes)
+set_threads(threads)
+need = needed(config, "fused", max(lengths) + 1, steps, samples,
+              lengths=[n + 1 for n in lengths], threads=threads)
+generator = microgpt.random.Random(42)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")                                # the peak (VmHWM) from here
+start = status("VmRSS")
+model = FusedGPT(config, generator)
+for _ in train(model, docs, tokenizer, steps):
+    pass
+for _ in range(samples):
+    sample(model, tokenizer, generator, 1e6)
+print(json.dumps([need.total, status("VmHWM") - start]))
+"""
+
+# (n_embd, n_head, n_layer, block_size), document lengths, steps, samples, threads
+GRID = {
+    "one head, block 2048": ((16, 1, 1, 2048), [2100], 3, 1, 1),
+    "one head, block 2048, varying": ((16, 1, 1, 2048), [300, 2100, 1500, 700, 50], 6, 1, 1),
+    "4 heads, block 512, varying": ((16, 4, 1, 512), [100, 200, 513, 400, 300, 20], 18, 1, 1),
+    "two layers, varying": ((64, 4, 2, 64), [60, 70, 65, 30, 12, 64], 30, 2, 1),
+    "128 wide": ((128, 4, 2, 128), [130, 120, 20], 6, 1, 1),
+    "one head, two layers, varying": ((32, 1, 2, 256), [250, 10, 100, 255, 30, 200], 12, 1, 1),
+    "two threads": ((16, 4, 1, 512), [100, 200, 513, 400, 300, 20], 12, 1, 2),
+}
 
 
-# -- what the machine has ------------------------------------------------------------
-
-@pytest.fixture
-def no_rlimits(monkeypatch):
-    monkeypatch.setattr(resource, "getrlimit", lambda which: (resource.RLIM_INFINITY,) * 2)
-
-
-def fake(tmp_path, files):
-    for name, text in files.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return str(tmp_path / "proc"), str(tmp_path / "cgroup")
-
-
-def test_mem_available(tmp_path, no_rlimits):
-    proc, cgroup = fake(tmp_path, {"proc/meminfo": "MemTotal: 8000000 kB\nMemFree: 1000 kB\n"
-                                                   "MemAvailable: 4000000 kB\n"})
-    got = available(proc, cgroup)
-    assert (got.total, got.source) == (4000000 * 1024, "memory")
-    assert got.describe() == "4.1 GB is available"
+@pytest.mark.skipif(microgpt.BACKEND != "compiled", reason="the fused path is compiled")
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="Linux's peak RSS")
+@pytest.mark.skipif("LD_PRELOAD" in os.environ or "PYTHONMALLOC" in os.environ,
+                    reason="another allocator (the sanitizers') has peaks of its own")
+@pytest.mark.parametrize("kernels", ["", "portable"])
+@pytest.mark.parametrize("case", GRID)
+def test_the_estimate_is_the_peak_the_machine_counts(case, kernels):
+    # one process a run: the peak of its resident memory (VmHWM) from the
+    # moment the estimate is made, with documents of lengths that vary (the
+    # kept memory of freed tensors, the heap's holes), one head and long
+    # blocks (the attention's positions x positions), one thread and two
+    env = dict(os.environ, MICROGPT_KERNELS=kernels) if kernels else None
+    done = subprocess.run([sys.executable, "-c", PEAK, json.dumps(GRID[case])], env=env,
+                          capture_output=True, text=True, check=True)
+    estimate, peak = json.loads(done.stdout)
+    assert 0.9 < estimate / peak < 1.1, (estimate, peak, estimate / peak)
 
 
-def test_nothing_known_is_none(tmp_path, no_rlimits):
-    assert available(*fake(tmp_path, {})) is None
+KEPT_THEN_MORE = r"""
+import resource
+import microgpt
+from microgpt.data import Tokenizer
+from microgpt.fused import FusedGPT
+from microgpt.model import Config
+from microgpt.train import train
+
+def status(name):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(name + ":"))
+
+docs = ["a" * 1023, "b" * 1023]
+tokenizer = Tokenizer(docs)
+model = FusedGPT(Config(tokenizer.vocab_size, 16, 1, 1, 1024), microgpt.random.Random(1))
+for _ in train(model, docs, tokenizer, 2):
+    pass
+# the steps' tensors (tens of MB) are kept for reuse; the address space now
+# ends 4 MiB above what is mapped, and a model of 12.8 MB is asked for
+limit = status("VmSize") + (4 << 20)
+resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
+FusedGPT(Config(27, 128, 4, 4, 64), microgpt.random.Random(2))
+"""
 
 
-def test_cgroup_v2_every_level_counts(tmp_path, no_rlimits):
-    proc, cgroup = fake(tmp_path, {
-        "proc/meminfo": "MemAvailable: 16000000 kB\n",
-        "proc/self/cgroup": "0::/user.slice/app.scope\n",
-        "cgroup/cgroup.controllers": "memory\n",
-        "cgroup/user.slice/app.scope/memory.max": f"{2 * GiB}\n",
-        "cgroup/user.slice/app.scope/memory.current": f"{GiB}\n",
-        "cgroup/user.slice/app.scope/memory.stat": f"anon 1\ninactive_file {256 * MiB}\n",
-        "cgroup/user.slice/memory.max": "max\n",
-        "cgroup/user.slice/memory.current": f"{5 * GiB}\n",
-    })
-    got = available(proc, cgroup)       # 2 GiB - (1 GiB - 256 MiB of droppable cache)
-    assert (got.total, got.source) == (GiB + 256 * MiB, "cgroup")
-    assert got.describe() == "1.3 GB is available under the cgroup's memory limit"
-    (tmp_path / "cgroup/user.slice/app.scope/memory.current").write_text(f"{GiB + 200 * MiB}\n")
-    assert available(proc, cgroup).total == GiB + 56 * MiB     # usage is read each time
-    (tmp_path / "cgroup/user.slice/memory.max").write_text(f"{5 * GiB + 100 * MiB}\n")
-    memory._LIMITED.clear()             # which cgroups have a limit: read once a process
-    assert available(proc, cgroup).total == 100 * MiB          # the parent's limit is tighter
-
-
-def test_cgroup_v2_inside_a_namespace(tmp_path, no_rlimits):
-    # /proc/self/cgroup names a path the namespace's mount does not show: its root is ours
-    proc, cgroup = fake(tmp_path, {
-        "proc/self/cgroup": "0::/../../somewhere\n",
-        "cgroup/memory.max": f"{GiB}\n",
-        "cgroup/memory.current": f"{GiB - 10 * MiB}\n",
-    })
-    assert available(proc, cgroup).total == 10 * MiB
-
-
-def test_cgroup_v1(tmp_path, no_rlimits):
-    proc, cgroup = fake(tmp_path, {
-        "proc/meminfo": "MemAvailable: 16000000 kB\n",
-        "proc/self/cgroup": "5:cpu,cpuacct:/\n4:memory:/jobs/42\n0::/\n",
-        "cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",    # no limit
-        "cgroup/memory/memory.usage_in_bytes": f"{40 * GiB}\n",
-        "cgroup/memory/jobs/42/memory.limit_in_bytes": f"{512 * MiB}\n",
-        "cgroup/memory/jobs/42/memory.usage_in_bytes": f"{200 * MiB}\n",
-        "cgroup/memory/jobs/42/memory.stat": f"cache 1\ntotal_inactive_file {100 * MiB}\n",
-    })
-    got = available(proc, cgroup)
-    assert (got.total, got.source) == (412 * MiB, "cgroup")
-
-
-def test_ulimit_v_and_d(tmp_path, monkeypatch):
-    limits = {resource.RLIMIT_AS: (GiB, GiB), resource.RLIMIT_DATA: (3 * GiB, 3 * GiB)}
-    monkeypatch.setattr(resource, "getrlimit",
-                        lambda which: limits.get(which, (resource.RLIM_INFINITY,) * 2))
-    proc, cgroup = fake(tmp_path, {
-        "proc/meminfo": "MemAvailable: 16000000 kB\n",
-        "proc/self/status": "Name: python\nVmSize:\t  102400 kB\nVmData:\t   51200 kB\n",
-    })
-    got = available(proc, cgroup)
-    assert (got.total, got.source) == (GiB - 100 * MiB, "ulimit -v")
-    assert got.describe() == "969 MB is available under ulimit -v"
-    limits[resource.RLIMIT_AS] = (resource.RLIM_INFINITY,) * 2
-    limits[resource.RLIMIT_DATA] = (GiB // 2, GiB)
-    got = available(proc, cgroup)
-    assert (got.total, got.source) == (GiB // 2 - 50 * MiB, "ulimit -d")
-
-
-def test_this_machine():
-    got = available()
-    if got is not None:
-        assert got.total >= 0 and got.source in ("memory", "cgroup", "ulimit -v", "ulimit -d")
+@pytest.mark.skipif(microgpt.BACKEND != "compiled", reason="the fused path is compiled")
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux's VmSize")
+@pytest.mark.skipif("LD_PRELOAD" in os.environ,
+                    reason="AddressSanitizer's shadow memory needs more address space")
+def test_memory_runs_out_only_once_the_kept_memory_is_freed():
+    subprocess.run([sys.executable, "-c", KEPT_THEN_MORE], check=True)

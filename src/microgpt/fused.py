@@ -23,9 +23,9 @@ from __future__ import annotations
 from ._backend import compiled
 
 compiled("_fused")      # first, for the ImportError that says what to do when it is missing
-from ._fused import (Adam, Parameters, Tensor, add, attention, cross_entropy,  # noqa: E402
-                     embedding, kernel_isa, linear, release_kept_memory, relu, relu_squared,
-                     rmsnorm, set_threads, softmax, threads)
+from ._fused import (KEPT_AT_LEAST, Adam, Parameters, Tensor, add, attention,  # noqa: E402
+                     cross_entropy, embedding, kernel_isa, linear, release_kept_memory, relu,
+                     relu_squared, rmsnorm, set_threads, softmax, threads)
 
 TYPE_CHECKING = False   # True for type checkers only; typing itself costs start-up 6 ms
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FusedGPT", "Tensor", "Parameters", "Adam", "embedding", "add", "linear",
            "rmsnorm", "relu", "relu_squared", "softmax", "attention", "cross_entropy",
-           "kernel_isa", "release_kept_memory", "set_threads", "threads"]
+           "kernel_isa", "KEPT_AT_LEAST", "release_kept_memory", "set_threads", "threads"]
 
 # The MLP's activation, by revision, as model.ACTIVATIONS.
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu2": relu_squared, "relu": relu}

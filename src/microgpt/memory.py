@@ -1,9 +1,10 @@
 """
-How much memory a run needs, and how much the machine has.
+How much memory a run needs.
 
 microgpt-train asks before it allocates anything, so that a model that cannot
 fit is refused in a moment instead of dying of a MemoryError, or of the
-kernel's OOM killer, minutes later:
+kernel's OOM killer, minutes later (``microgpt.sysmem`` says what the
+machine has):
 
 >>> from microgpt.model import Config
 >>> need = needed(Config(27), path="fused", positions=8, steps=500, samples=20)
@@ -17,30 +18,31 @@ True
   one of gradients, Adam's two moments, and per step the tensors of one
   document (``block_size`` positions at most): each operation's output and,
   in the backward pass, its gradient, attention's saved softmax numerators
-  (positions x heads x positions), the loss's saved exps, and the index
-  arrays of the embeddings, the loss and the linear layers' visit orders;
+  (positions x heads x positions), the loss's saved exps, the index arrays
+  of the embeddings, the loss and the linear layers' visit orders, and the
+  work space of the vector kernels' attention backward pass (positions x
+  positions a thread). The tensors' memory kept for reuse never exceeds the
+  most they have had in use, or ``microgpt.fused.KEPT_AT_LEAST`` (1 MiB),
+  so the steps' tensors bound it;
 - the scalar path (``--exact``, and everything under MICROGPT_PUREPYTHON=1,
   ``microgpt.model``): one ``Value`` per parameter, Adam's two lists of
   floats, and per step microgpt.py's graph, one ``Value`` per float
   operation (``graph_values`` counts them from the model's code).
 
 The previous step's graph is still alive while the next one is built (the
-training loop's ``loss`` holds it), so a step's peak is two graphs. The
-bytes per Value and the other constants were measured (peak RSS, CPython
-3.11, x86-64): a compiled Value is 80 bytes, and with the backward pass's
-order of the graph two graphs take 171 to 183 bytes a Value (the estimate
-takes 173); a pure-Python one, with its floats and tuples, about 200, and
-two graphs 417 to 491 bytes a Value (the freed graph leaves the
-allocator's pools fragmented, by a measure that depends on the sizes): the
-estimate takes the middle, 455.
-
-``available`` is the smallest of: MemAvailable in /proc/meminfo, what the
-cgroup's memory limit leaves (v2 memory.max, v1 memory.limit_in_bytes,
-at every level up the hierarchy, page cache that can be dropped not
-counted as used), and what ``ulimit -v`` (RLIMIT_AS) and ``ulimit -d``
-(RLIMIT_DATA) leave this process. Swap is not counted.
+training loop's ``loss`` holds it), so a step's peak depends on the
+document before it as well as its own: given the documents' lengths in
+training order, the estimate takes the step and the one before it that
+need the most. The bytes per
+Value and the other constants were measured (peak RSS, CPython 3.11,
+x86-64): a compiled Value is 80 bytes, and with the backward pass's order
+of the graph two graphs take 171 to 183 bytes a Value (the estimate takes
+173); a pure-Python one, with its floats and tuples, about 200, and two
+graphs 417 to 491 bytes a Value (the freed graph leaves the allocator's
+pools fragmented, by a measure that depends on the sizes): the estimate
+takes the middle, 455.
 """
-import os
+from .sysmem import Available, available, format_bytes
 
 __all__ = ["Estimate", "Available", "needed", "available", "parameter_count",
            "graph_values", "sampling_values", "format_bytes"]
@@ -78,32 +80,11 @@ class Estimate:
         return f"Estimate({self.path!r}, total={self.total:,})"
 
 
-class Available:
-    """How much more this process may allocate: ``total`` bytes, limited by
-    ``source``, one of "memory" (MemAvailable), "cgroup", "ulimit -v",
-    "ulimit -d"."""
-
-    def __init__(self, total, source):
-        self.total, self.source = total, source
-
-    def describe(self):
-        """'21.4 GB is available', or what limit leaves that much."""
-        size = format_bytes(self.total)
-        if self.source == "memory":
-            return f"{size} is available"
-        limit = "the cgroup's memory limit" if self.source == "cgroup" else self.source
-        return f"{size} is available under {limit}"
-
-    def __repr__(self):
-        return f"Available({self.total:,}, {self.source!r})"
-
-
 # What a run needs ---------------------------------------------------------------
 
 def parameter_count(config):
     """microgpt.py's parameters: wte, wpe, lm_head, and 12 n_embd^2 a layer."""
-    C = config.n_embd
-    return 2 * config.vocab_size * C + config.block_size * C + config.n_layer * 12 * C * C
+    return config.num_params()
 
 
 def graph_values(config, positions):
@@ -166,6 +147,18 @@ def _fused_step(config, n):
     return DOUBLE * forward + TENSOR_OVERHEAD * tensors, DOUBLE * gradients
 
 
+def _work_space(config, n, threads, isa):
+    """Bytes of the vector kernels' largest work space in a step of n
+    positions: attention's backward pass, n x n doubles and a few rows for
+    each part its heads are split into (csrc/kernels.h,
+    ATTENTION_BACKWARD_SPACE); the portable loops take none of note."""
+    if isa == "portable" or n < 2:
+        return 0
+    C, H = config.n_embd, config.n_head
+    parts = max(1, min(threads, H))
+    return parts * DOUBLE * ((C // H) * 32 + n * n + 2 * n + 4 * n)
+
+
 def _fused_sampling(config, n):
     """Bytes of one sample of n positions on the fused path, one row at a
     time: what the KV cache keeps of each position (the layers but the last
@@ -180,20 +173,37 @@ def _fused_sampling(config, n):
     return DOUBLE * doubles + TENSOR_OVERHEAD * (n * (8 + 13 * (L - 1)) + 15)
 
 
-def needed(config, path, positions, steps, samples):
+def needed(config, path, positions, steps, samples, lengths=None, threads=1):
     """The memory a run needs beyond what the process holds when it asks:
     an Estimate. path is "fused", or the scalar path's engine, "compiled" or
-    "python"; positions is the longest document's (at most block_size).
+    "python"; positions is the longest document's (at most block_size);
+    lengths, if given, each training document's positions in the order the
+    steps take them (else every step has `positions`; the two longest, in
+    either order, give a bound for any order); threads, the kernels'
+    threads (microgpt.fused.set_threads).
 
     The parameters live throughout; Adam's moments (made even for 0 steps)
     and the training steps' graphs until training ends; then the samples'.
     A sample is taken to be as long as the longest document: it may run on
     to block_size, but a trained model ends it as its documents end."""
-    n = max(1, min(positions, config.block_size))
+    block = config.block_size
+    n = max(1, min(positions, block))
+    lengths = [max(1, min(m, block)) for m in lengths[:max(1, steps)]] if lengths else [n]
     P = parameter_count(config)
     if path == "fused":
-        forward, gradients = _fused_step(config, n)
-        step = 2 * forward + gradients if steps else 0
+        from .fused import KEPT_AT_LEAST, kernel_isa
+        isa = kernel_isa()
+        sizes = {m: _fused_step(config, m) for m in set(lengths)}
+
+        def alone(m):           # a step's tensors and their gradients
+            return sum(sizes[m])
+
+        def after(k, m):        # the graph before (and its gradients) lives until
+            return max(alone(k) + sizes[m][0], alone(m))    # this one's forward is done
+        # the memory kept for the tensors holds on to the most they took at once
+        # (or KEPT_AT_LEAST), the kernels' to their largest work space
+        step = _training_peak(alone, after, lengths, steps, KEPT_AT_LEAST) + \
+            max(_work_space(config, m, threads, isa) for m in sizes) if steps else 0
         training = P * 2 * DOUBLE + step                   # Adam's m and v
         sampling = _fused_sampling(config, n) if samples else 0
         model = P * 2 * DOUBLE                              # values and gradients
@@ -201,7 +211,11 @@ def needed(config, path, positions, steps, samples):
     else:
         size = SCALAR[path]
         values = graph_values(config, n)
-        step = values * (2 * size["value"] + size["backward"]) if steps else 0
+        counts = {m: graph_values(config, m) for m in set(lengths)}
+        graph, backward = size["value"], size["value"] + size["backward"]
+        step = _training_peak(lambda m: counts[m] * backward,
+                              lambda k, m: counts[k] * graph + counts[m] * backward,
+                              lengths, steps)
         training = P * (SCALAR_ADAM if steps else 2 * DOUBLE) + step   # [0.0] * P, twice
         sampling = sampling_values(config, n) * size["value"] if samples else 0
         model = P * size["parameter"]
@@ -209,155 +223,15 @@ def needed(config, path, positions, steps, samples):
     return Estimate(path, P, total, step, values)
 
 
-# What the machine has ------------------------------------------------------------
-
-def available(proc="/proc", cgroup="/sys/fs/cgroup"):
-    """How much more memory this process may use: an Available, or None where
-    none of the sources can be read (then nothing should be refused)."""
-    found = []
-    free = _meminfo(os.path.join(proc, "meminfo"), "MemAvailable").get("MemAvailable")
-    if free is not None:
-        found.append(Available(free, "memory"))
-    headroom = _cgroup_headroom(os.path.join(proc, "self", "cgroup"), cgroup)
-    if headroom is not None:
-        found.append(Available(headroom, "cgroup"))
-    found += _rlimit_headroom(os.path.join(proc, "self", "status"))
-    return min(found, key=lambda a: a.total, default=None)
-
-
-def format_bytes(n):
-    """'38.6 GB', '512 MB', '12 kB': decimal units, three digits or so."""
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            value = n / size
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:,.0f} {unit}"
-    return f"{n} bytes"
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as f:     # (binary: half the time of a text file)
-            return f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-
-
-def _meminfo(path, *names):
-    """Fields of /proc/meminfo or /proc/self/status, "Name:   123 kB" lines,
-    as {name: bytes}; the names missing are left out."""
-    text, fields = "\n" + (_read(path) or ""), {}
-    for name in names:
-        start = text.find(f"\n{name}:")
-        if start >= 0:
-            parts = text[start + len(name) + 2:text.find("\n", start + 1)].split()
-            if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
-                fields[name] = int(parts[0]) * 1024
-    return fields
-
-
-def _number(path):
-    text = _read(path)
-    text = text.strip() if text else ""
-    return int(text) if text.isdigit() else None
-
-
-def _stat(path, *names):
-    """The first of names in a cgroup's memory.stat, or 0."""
-    values = {}
-    for line in (_read(path) or "").splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            values[parts[0]] = int(parts[1])
-    return next((values[name] for name in names if name in values), 0)
-
-
-_LIMITED = {}       # (self_cgroup, root): the cgroups with a memory limit, found once
-
-
-def _cgroup_headroom(self_cgroup, root):
-    """The least that any memory-limited cgroup this process is in leaves.
-    Which of them have a limit is looked up once a process (a walk of a
-    few directories); their usage each time."""
-    key = (self_cgroup, root)
-    if key not in _LIMITED:
-        _LIMITED[key] = [(headroom, directory) for headroom, directory
-                         in _cgroups(self_cgroup, root) if headroom(directory) is not None]
-    found = [headroom(directory) for headroom, directory in _LIMITED[key]]
-    return min((value for value in found if value is not None), default=None)
-
-
-def _cgroups(self_cgroup, root):
-    """(headroom function, directory) of each cgroup this process is in, its
-    own and their parents (the limits of all of them apply), v2 and v1."""
-    v1_path = v2_path = None
-    for line in (_read(self_cgroup) or "").splitlines():
-        number, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
-        if number == "0" and controllers == "":
-            v2_path = path
-        elif "memory" in controllers.split(","):
-            v1_path = path
-    found = []
-    if v2_path is not None:
-        for mount in (root, os.path.join(root, "unified")):
-            found += [(_v2_headroom, d) for d in _walk(mount, v2_path)]
-    if v1_path is not None:
-        found += [(_v1_headroom, d) for d in _walk(os.path.join(root, "memory"), v1_path)]
-    return found
-
-
-def _walk(mount, path):
-    """The directory of the cgroup at path under mount, and of its parents.
-    Inside a cgroup namespace the path may not exist under the mount: then
-    the mount's root is this cgroup."""
-    mount = os.path.normpath(mount)
-    directory = os.path.normpath(os.path.join(mount, path.strip("/")))
-    if not directory.startswith(mount) or not os.path.isdir(directory):
-        if not os.path.isdir(mount):
-            return []
-        directory = mount
-    found = [directory]
-    while len(directory) > len(mount):
-        directory = os.path.dirname(directory)
-        found.append(directory)
-    return found
-
-
-def _v2_headroom(directory):
-    limit = _number(os.path.join(directory, "memory.max"))    # "max": no limit
-    if limit is None:
-        return None
-    used = _number(os.path.join(directory, "memory.current"))
-    if used is None:
-        return None
-    cache = _stat(os.path.join(directory, "memory.stat"), "inactive_file")
-    return max(0, limit - max(0, used - cache))
-
-
-def _v1_headroom(directory):
-    limit = _number(os.path.join(directory, "memory.limit_in_bytes"))
-    if limit is None or limit >= 1 << 60:                       # about 2**63: no limit
-        return None
-    used = _number(os.path.join(directory, "memory.usage_in_bytes"))
-    if used is None:
-        return None
-    cache = _stat(os.path.join(directory, "memory.stat"), "total_inactive_file",
-                  "inactive_file")
-    return max(0, limit - max(0, used - cache))
-
-
-def _rlimit_headroom(status):
-    """What ulimit -v and ulimit -d leave, after what the process has mapped."""
-    try:
-        import resource
-    except ImportError:         # not Unix
-        return []
-    found = []
-    mapped = None
-    for limit, name, used in ((resource.RLIMIT_AS, "ulimit -v", "VmSize"),
-                              (resource.RLIMIT_DATA, "ulimit -d", "VmData")):
-        soft, _ = resource.getrlimit(limit)
-        if soft != resource.RLIM_INFINITY and soft >= 0:
-            mapped = _meminfo(status, "VmSize", "VmData") if mapped is None else mapped
-            found.append(Available(max(0, soft - mapped.get(used, 0)), name))
-    return found
+def _training_peak(alone, after, lengths, steps, kept=0):
+    """The most a training step's tensors take: alone(m) bytes for the first,
+    of m positions, and after(k, m) for one of m after one of k, whose graph
+    is still alive; at least `kept`. Step s trains on lengths[s %
+    len(lengths)]: past len(lengths) steps the pairs repeat."""
+    if not steps:
+        return 0
+    count = len(lengths)
+    most = max(alone(lengths[0]), kept)
+    for s in range(1, min(steps, count + 1)):
+        most = max(most, after(lengths[(s - 1) % count], lengths[s % count]))
+    return most

@@ -48,14 +48,16 @@ def check_vocabulary(flag, word, characters, where):
                         f"{where}")
 
 
-def check_memory(config, path, positions, steps, samples, at_least=False):
-    """Raise NotEnoughMemory if the run's estimate exceeds what is available."""
+def check_memory(config, path, positions, steps, samples, at_least=False, lengths=None,
+                 threads=1):
+    """Raise NotEnoughMemory if the run's estimate (microgpt.memory.needed)
+    exceeds what is available."""
     from ..errors import NotEnoughMemory
     from .. import memory
     have = memory.available()
     if have is None:                # nothing to go by (not Linux): do not refuse
         return
-    need = memory.needed(config, path, positions, steps, samples)
+    need = memory.needed(config, path, positions, steps, samples, lengths, threads)
     if need.total > have.total:
         raise NotEnoughMemory(
             f"this run needs {'at least' if at_least else 'about'} "

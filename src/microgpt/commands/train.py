@@ -244,14 +244,18 @@ def preflight(recipe, args, parser, path):
         text = checkpoint_text(ck)
     else:
         text = load_text(names_path())
-    if check:
-        check_memory(recipe.config(len(text.characters) + 1), path,
-                     max(map(len, text.docs)) + 1, recipe.num_steps, recipe.num_samples)
     if args.inspect is not None:
         check_vocabulary("--inspect", args.inspect, text.characters, text.name)
     if args.val_docs >= len(text.docs):
         raise DataError(f"--val-docs {args.val_docs} leaves no documents to train on "
                         f"({text.name} has {len(text.docs)})")
+    if check:       # the two longest documents: a bound for any order of them
+        from heapq import nlargest
+        longest = nlargest(2, map(len, text.docs))
+        check_memory(recipe.config(len(text.characters) + 1), path, longest[0] + 1,
+                     recipe.num_steps, recipe.num_samples,
+                     lengths=[n + 1 for n in longest],
+                     threads=args.threads if path == "fused" else 1)
     return ck, text
 
 
