@@ -351,7 +351,8 @@ def test_every_flag_of_every_command_is_in_the_guide_and_none_else():
     from microgpt.benchmark import build_parser as benchmark
     from microgpt.commands import report, sample, train
     guide = documented_flags(ROOT / "docs" / "guide.md")
-    for parser in (train.build_parser(), sample.build_parser(), report.build_parser()):
+    for parser in (train.build_parser("microgpt-train"), sample.build_parser("microgpt-sample"),
+                   report.build_parser("microgpt-report")):
         missing = options(parser) - guide
         assert not missing, f"{parser.prog}'s flags that docs/guide.md does not list: {missing}"
     missing = options(benchmark()) - documented_flags(ROOT / "docs" / "benchmarks.md")
