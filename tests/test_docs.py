@@ -23,9 +23,9 @@ Without jq on PATH, `| jq .` is run as `| python -m json.tool --indent 2`,
 which prints the same lines for microgpt's JSON.
 
 Every command in the text too (an inline `microgpt-train --lr 0.1`) is parsed
-by the command's own parser, every flag of every command must be in the
-guide, and every link must resolve to a file of the project: a flag renamed in
-the code fails here until the docs follow.
+by the command's own parser; each command's table of flags lists exactly the
+flags its parser has; and every link must resolve to a file of the project: a
+flag renamed or removed in the code fails here until the docs follow.
 """
 import contextlib
 import functools
@@ -347,17 +347,34 @@ def documented_flags(path):
     return {span.split()[0] for span in re.findall(r"`(-[^`]+)`", prose(path))}
 
 
-def test_every_flag_of_every_command_is_in_the_guide_and_none_else():
+def flag_table(path, heading):
+    """The flags in the first cells of the tables of a page's section (from
+    the heading to the next of its level): | `--lr LR` | ... |."""
+    text = prose(path)
+    level = heading.split()[0]
+    section = text[text.index(heading + "\n"):]
+    following = re.search(rf"^{level} ", section[len(heading):], flags=re.M)
+    section = section[:len(heading) + following.start()] if following else section
+    cells = re.findall(r"^\| ([^|]*)\|", section, flags=re.M)
+    return {span.split()[0] for cell in cells for span in re.findall(r"`(-[^`]+)`", cell)}
+
+
+def test_each_commands_table_lists_its_flags_exactly():
     from microgpt.benchmark import build_parser as benchmark
     from microgpt.commands import report, sample, train
-    guide = documented_flags(ROOT / "docs" / "guide.md")
-    for parser in (train.build_parser("microgpt-train"), sample.build_parser("microgpt-sample"),
-                   report.build_parser("microgpt-report")):
-        missing = options(parser) - guide
-        assert not missing, f"{parser.prog}'s flags that docs/guide.md does not list: {missing}"
-    missing = options(benchmark()) - documented_flags(ROOT / "docs" / "benchmarks.md")
-    assert not missing, f"the benchmark flags docs/benchmarks.md does not list: {missing}"
-    # a flag the docs name belongs to a command, or to a script of the project
+    guide, benchmarks = ROOT / "docs" / "guide.md", ROOT / "docs" / "benchmarks.md"
+    for path, heading, parser in [
+            (guide, "## microgpt-train", train.build_parser("microgpt-train")),
+            (guide, "## microgpt-sample", sample.build_parser("microgpt-sample")),
+            (guide, "## microgpt-report", report.build_parser("microgpt-report")),
+            (benchmarks, "## The flags", benchmark())]:
+        listed = flag_table(path, heading)
+        assert listed == options(parser), (
+            f"{path.name}, {heading}: the table lists {sorted(listed - options(parser))} "
+            f"that {parser.prog} does not have, and not {sorted(options(parser) - listed)}")
+
+
+def test_every_flag_the_docs_name_belongs_to_a_command_or_a_script():
     known = set().union(*(options(p) for p in parsers().values()))
     scripts = "".join(p.read_text() for p in [*ROOT.glob("benchmarks/*"), ROOT / "setup.py",
                                               *ROOT.glob("tests/tools/*.py"), *ROOT.glob(".ci/*")])
