@@ -394,6 +394,24 @@ def test_every_environment_variable_the_docs_name_exists():
             assert name in sources, f"{path.name} names {name}, which nothing reads"
 
 
+# -- figures ------------------------------------------------------------------------------
+
+# Amounts outside performance.md that are settings of the code, not measurements.
+SETTINGS = {"about 20 ms": "the length of a peak probe's run (benchmark/workloads.py)",
+            "64 MiB": "the most memory the fused operations keep for reuse (_KEPT_BYTES)"}
+
+
+def test_measurements_live_in_performance_md_alone():
+    figure = r"\d[\d,.]*(\s?(ms|µs|GFLOP/s|KB|KiB|MB|MiB|GB|bytes)|x)\b"
+    for path in DOCS:
+        if path.name != "performance.md":
+            text = prose(path)
+            for setting in SETTINGS:
+                text = text.replace(setting, "")
+            found = [m.group(0) for m in re.finditer(figure, text)]
+            assert not found, f"{path.name} quotes {found}: figures belong in performance.md"
+
+
 # -- links --------------------------------------------------------------------------------
 
 def anchors(path):
