@@ -398,7 +398,9 @@ def test_every_environment_variable_the_docs_name_exists():
 
 # Amounts outside performance.md that are settings of the code, not measurements.
 SETTINGS = {"about 20 ms": "the length of a peak probe's run (benchmark/workloads.py)",
-            "64 MiB": "the most memory the fused operations keep for reuse (_KEPT_BYTES)"}
+            "1 MiB": "the least memory the fused operations may keep for reuse "
+                     "(KEPT_AT_LEAST)",
+            "10%": "how close tests/test_memory.py holds the memory estimate to the peak"}
 
 
 def test_measurements_live_in_performance_md_alone():
