@@ -49,7 +49,9 @@ def build_parser(prog=None):
             default = ", ".join(f"{name} {value}" for name, value in shown.items())
         if metavar is None and "choices" not in kwargs and "action" not in kwargs:
             metavar = flag[2:].upper().replace("-", "_")
-        parser.add_argument(flag, dest=field, default=argparse.SUPPRESS, metavar=metavar,
+        if metavar is not None:     # (passed at all, it is deprecated for some actions on 3.12+)
+            kwargs["metavar"] = metavar
+        parser.add_argument(flag, dest=field, default=argparse.SUPPRESS,
                             help=f"{help} (default: {default})", **kwargs)
 
     parser.add_argument("--recipe", choices=RECIPES, default=argparse.SUPPRESS,
