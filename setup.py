@@ -56,8 +56,9 @@ extensions = [
     Extension("microgpt._engine", ["src/microgpt/_engine.pyx"], include_dirs=["csrc"]),
     Extension("microgpt._random", ["src/microgpt/_random.pyx", "csrc/mt19937.c"],
               include_dirs=["csrc"]),
-    Extension("microgpt._fused", ["src/microgpt/_fused.pyx", "csrc/fused.c", "csrc/threads.c",
-                                  "csrc/pages.c"], include_dirs=["csrc"]),
+    Extension("microgpt._fused", ["src/microgpt/_fused.pyx", "csrc/fused.c", "csrc/adam.c",
+                                  "csrc/cpu.c", "csrc/threads.c", "csrc/pages.c"],
+              include_dirs=["csrc"]),
     Extension("microgpt._peak", ["src/microgpt/_peak.pyx", "csrc/peak.c"], include_dirs=["csrc"]),
 ]
 

@@ -18,51 +18,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "fused.h"
 #include "pyfloat.h"
 #include "threads.h"
 
-/* Vector kernels for x86-64 CPUs (kernels.h: the linear layers and
-   attention in tiles of independent sums; relu ** 2 and Adam below), chosen
-   at run time: the widest of AVX-512 and AVX2 the CPU has, unless
-   MICROGPT_KERNELS in the environment says "avx2" or "portable" (the plain
-   C loops; MICROGPT_DISABLE_AVX2=1 says the same). They compute the same
-   doubles as the portable code; the tests compare them. Their work splits
-   among the threads of threads.h by outputs: each output is one thread's. */
-#if defined(__GNUC__) && defined(__x86_64__)
-#define HAVE_AVX2 1
-#include <immintrin.h>
+/* On x86-64 the linear layers, attention, rmsnorm's backward pass and
+   relu ** 2 also run as vector kernels (kernels_template.h: tiles of
+   independent sums), for AVX2 and for AVX-512, chosen at run time (cpu.h).
+   They compute the same doubles as the portable loops here; the tests
+   compare them. Their work splits among the threads of threads.h by
+   outputs: each output is one thread's. Adam is in adam.c. */
 
-enum { ISA_PORTABLE, ISA_AVX2, ISA_AVX512 };
-
-static int kernel_isa(void)
-{
-    static int answer = -1;
-    if (answer < 0) {
-        const char *cap = getenv("MICROGPT_KERNELS"), *off = getenv("MICROGPT_DISABLE_AVX2");
-        answer = ISA_PORTABLE;
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-            answer = __builtin_cpu_supports("avx512f") ? ISA_AVX512 : ISA_AVX2;
-        if (cap && strcmp(cap, "avx2") == 0 && answer > ISA_AVX2)
-            answer = ISA_AVX2;
-        if ((cap && strcmp(cap, "portable") == 0) || (off && off[0] && off[0] != '0'))
-            answer = ISA_PORTABLE;
-    }
-    return answer;
-}
-
-#endif
-
-
-const char *fused_kernel_isa(void)
-{
-#ifdef HAVE_AVX2
-    static const char *const names[] = {"portable", "avx2", "avx512"};
-    return names[kernel_isa()];
-#else
-    return "portable";
-#endif
-}
 
 /* Softmax ------------------------------------------------------------------ */
 
@@ -145,13 +112,13 @@ void fused_softmax_backward(const double *x, double scale, const double *dy, dou
 
 
 #ifdef HAVE_AVX2
-/* The kernels of kernels.h, for AVX2 and for AVX-512 */
+/* The kernels of kernels_template.h, for AVX2 and for AVX-512 */
 #define VW 4
 #define TILE_ROWS 6
 #define TILE_VECTORS 2
 #define K(name) name##_avx2
 #define KERNEL __attribute__((target("avx2")))
-#include "kernels.h"
+#include "kernels_template.h"
 #undef VW
 #undef TILE_ROWS
 #undef TILE_VECTORS
@@ -163,7 +130,7 @@ void fused_softmax_backward(const double *x, double scale, const double *dy, dou
 #define TILE_VECTORS 4
 #define K(name) name##_avx512
 #define KERNEL __attribute__((target("avx512f")))
-#include "kernels.h"
+#include "kernels_template.h"
 #undef VW
 #undef TILE_ROWS
 #undef TILE_VECTORS
@@ -175,36 +142,11 @@ void fused_softmax_backward(const double *x, double scale, const double *dy, dou
     (kernel_isa() == ISA_AVX512 ? name##_avx512 args : name##_avx2 args)
 #endif
 
-/* The widest panel of kernels.h (4 vectors of 8 doubles): the unit of the
+/* The widest panel of kernels_template.h (4 vectors of 8 doubles): the unit of the
    threads' shares of columns, so that each share is whole panels of either
    instruction set. */
 #define WIDEST_PANEL 32
 
-/* Work (multiply-adds) below which one thread does it all: waking the
-   others would cost more than it saves. */
-#define PARALLEL_WORK 131072.0
-
-/* The parts work splits into, at most `most`: one per thread if it is worth it. */
-static ptrdiff_t parts_for(double work, ptrdiff_t most)
-{
-    ptrdiff_t parts = threads_count();
-    if (work < PARALLEL_WORK || parts < 1)
-        return 1;
-    return parts < most ? parts : (most > 1 ? most : 1);
-}
-
-/* [*start, *end): part `part` of `parts` of n items, in whole units */
-static void share(ptrdiff_t n, ptrdiff_t unit, ptrdiff_t part, ptrdiff_t parts,
-                  ptrdiff_t *start, ptrdiff_t *end)
-{
-    const ptrdiff_t units = (n + unit - 1) / unit;
-    *start = units * part / parts * unit;
-    *end = units * (part + 1) / parts * unit;
-    if (*start > n)
-        *start = n;
-    if (*end > n)
-        *end = n;
-}
 
 /*
  * Work space of `each` bytes for each of `parts` parts; NULL if there is
@@ -293,7 +235,7 @@ static void linear_part(void *context, ptrdiff_t part, ptrdiff_t parts)
 {
     struct linear_job *j = context;
     ptrdiff_t start, end;
-    share(j->nout, WIDEST_PANEL, part, parts, &start, &end);
+    threads_share(j->nout, WIDEST_PANEL, part, parts, &start, &end);
     if (start < end)
         BY_ISA(linear, (j->x, j->w, j->y, j->rows, j->nin, j->nout, start, end,
                         (double *)(j->space + part * j->each)));
@@ -303,7 +245,7 @@ static void linear_backward_weight_part(void *context, ptrdiff_t part, ptrdiff_t
 {
     struct linear_job *j = context;
     ptrdiff_t start, end;
-    share(j->nout, 8, part, parts, &start, &end);
+    threads_share(j->nout, 8, part, parts, &start, &end);
     if (start < end)
         BY_ISA(linear_backward_weight, (j->x, j->dy, j->dw, j->rows, j->nin, j->nout,
                                         start, end, j->space + part * j->each));
@@ -313,7 +255,7 @@ static void linear_backward_input_part(void *context, ptrdiff_t part, ptrdiff_t 
 {
     struct linear_job *j = context;
     ptrdiff_t start, end;
-    share(j->nin, WIDEST_PANEL, part, parts, &start, &end);
+    threads_share(j->nin, WIDEST_PANEL, part, parts, &start, &end);
     if (start < end)
         BY_ISA(linear_backward_input, (j->w_rows, j->dy_cols, j->dy_stride, j->order, j->dx,
                                        j->rows, j->nin, j->nout, start, end,
@@ -329,7 +271,7 @@ void fused_linear(const double *x, const double *w, double *y,
 #ifdef HAVE_AVX2
     if (rows >= 2 && kernel_isa() >= ISA_AVX2) {
         /* each part packs panels of w: nin * WIDEST_PANEL doubles */
-        const ptrdiff_t parts = parts_for((double)rows * nin * nout,
+        const ptrdiff_t parts = threads_parts((double)rows * nin * nout,
                                           (nout + WIDEST_PANEL - 1) / WIDEST_PANEL);
         struct linear_job job = {x, w, 0, y, 0, 0, 0, 0, 0, rows, nin, nout, 0, 0,
                                  nin * WIDEST_PANEL * sizeof(double)};
@@ -409,7 +351,7 @@ void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
 {
 #ifdef HAVE_AVX2
     if (kernel_isa() >= ISA_AVX2) {
-        const ptrdiff_t parts = parts_for((double)rows * nin * nout, (nout + 7) / 8);
+        const ptrdiff_t parts = threads_parts((double)rows * nin * nout, (nout + 7) / 8);
         struct linear_job job = {x, 0, dy, 0, dw, 0, 0, 0, 0, rows, nin, nout, 0, 0,
                                  WEIGHT_SPACE(rows)};
         job.space = space_for(parts, job.each);
@@ -429,7 +371,7 @@ void fused_linear_backward_input(const double *const *w_rows, const double *cons
 {
 #ifdef HAVE_AVX2
     if (kernel_isa() >= ISA_AVX2) {
-        const ptrdiff_t parts = parts_for((double)rows * nin * nout,
+        const ptrdiff_t parts = threads_parts((double)rows * nin * nout,
                                           (nin + WIDEST_PANEL - 1) / WIDEST_PANEL);
         struct linear_job job = {0, 0, 0, 0, 0, dx, w_rows, dy_cols, order, rows, nin, nout,
                                  dy_stride, 0, INPUT_SPACE(rows, nout)};
@@ -608,7 +550,7 @@ static void attention_logits_part(void *context, ptrdiff_t part, ptrdiff_t parts
 {
     struct attention_job *j = context;
     ptrdiff_t start, end;
-    share(j->n_head, 1, part, parts, &start, &end);     /* this part's heads */
+    threads_share(j->n_head, 1, part, parts, &start, &end);     /* this part's heads */
     BY_ISA(attention_logits_of_heads, (j->q, j->k, (double *)j->exps, j->rows, j->first,
                                        j->n_embd, j->n_head, j->scale, start, end,
                                        j->space + part * j->each));
@@ -618,7 +560,7 @@ static void attention_values_part(void *context, ptrdiff_t part, ptrdiff_t parts
 {
     struct attention_job *j = context;
     ptrdiff_t start, end;
-    share(j->n_head, 1, part, parts, &start, &end);     /* this part's heads */
+    threads_share(j->n_head, 1, part, parts, &start, &end);     /* this part's heads */
     BY_ISA(attention_values_of_heads, (j->v, j->exps, j->sums, j->out, j->rows,
                                        j->first, j->n_embd, j->n_head, start, end,
                                        j->space + part * j->each));
@@ -628,7 +570,7 @@ static void attention_backward_part(void *context, ptrdiff_t part, ptrdiff_t par
 {
     struct attention_job *j = context;
     ptrdiff_t start, end;
-    share(j->n_head, 1, part, parts, &start, &end);     /* this part's heads */
+    threads_share(j->n_head, 1, part, parts, &start, &end);     /* this part's heads */
     BY_ISA(attention_backward, (j->q, j->k, j->v, j->exps, j->sums, j->dout, j->dq,
                                 j->dk, j->dv, j->rows, j->first, j->n_embd, j->n_head,
                                 j->scale, start, end, j->space + part * j->each));
@@ -644,7 +586,7 @@ int fused_attention(const double *q, const double *const *k, const double *const
 
 #ifdef HAVE_AVX2
     if (rows > 1 && kernel_isa() >= ISA_AVX2) {
-        const ptrdiff_t parts = parts_for((double)rows * positions * n_embd, n_head);
+        const ptrdiff_t parts = threads_parts((double)rows * positions * n_embd, n_head);
         struct attention_job job = {q, k, v, exps, sums, 0, 0, 0, 0, out, rows, first, n_embd,
                                     n_head, scale, 0,
                                     ATTENTION_SPACE(head_dim, rows, positions)};
@@ -716,7 +658,7 @@ void fused_attention_backward(const double *q, const double *const *k,
 
 #ifdef HAVE_AVX2
     if (separate && rows > 1 && kernel_isa() >= ISA_AVX2) {
-        const ptrdiff_t parts = parts_for((double)rows * positions * n_embd, n_head);
+        const ptrdiff_t parts = threads_parts((double)rows * positions * n_embd, n_head);
         struct attention_job job = {q, k, v, exps, sums, dout, dq, dk, dv, 0, rows, first,
                                     n_embd, n_head, scale, 0,
                                     ATTENTION_BACKWARD_SPACE(head_dim, rows, positions)};
@@ -859,235 +801,4 @@ void fused_cross_entropy_visit_order(const ptrdiff_t *targets, ptrdiff_t rows, p
             if (i != targets[t])
                 order[t * n + k++] = i;
     }
-}
-
-
-/* Adam ------------------------------------------------------------------------ */
-
-/* One parameter's update, microgpt.py's Adam formula by formula: p.grad ** 2
-   and v_hat ** 0.5 are pow()'s results (pyfloat_square, pyfloat_root). */
-static inline void adam_one(double *p, double *g, double *m, double *v, double lr_t,
-                            double beta1, double beta2, double eps, double bias1, double bias2)
-{
-    double m_hat, v_hat;
-    *m = beta1 * *m + (1 - beta1) * *g;
-    *v = beta2 * *v + (1 - beta2) * pyfloat_square(*g);    /* p.grad ** 2 */
-    m_hat = *m / bias1;
-    v_hat = *v / bias2;
-    *p -= lr_t * m_hat / (pyfloat_root(v_hat) + eps);       /* v_hat ** 0.5 */
-    *g = 0.0;
-}
-
-#ifdef HAVE_AVX2
-/*
- * adam_one on vectors of parameters, chunk by chunk. The square and the
- * root come from a product and a square root, whose exact errors (one fused
- * multiply-add each: an exact operation, unlike a*b+c in two) show whether
- * they are pow()'s results too, as in pyfloat_square and pyfloat_root. The
- * lanes where either may not be are left as they are and listed; adam_one
- * then updates them, calling pow. (Most vectors have no such lane, but one
- * in three or so has one: updating them apart keeps the vector loop free of
- * branches that guess wrong.)
- */
-#define ADAM_CHUNK 512
-
-/* Each chunk's parameters are asked for a chunk ahead, while the one before
-   is updated: otherwise the memory would idle while the listed lanes call
-   pow, and every chunk would start by waiting for its first lines */
-#define ADAM_AHEAD(i, n, p, g, m, v)                                            \
-    do {                                                                        \
-        if ((i) + ADAM_CHUNK < (n)) {                                           \
-            __builtin_prefetch((g) + (i) + ADAM_CHUNK, 1);                      \
-            __builtin_prefetch((m) + (i) + ADAM_CHUNK, 1);                      \
-            __builtin_prefetch((v) + (i) + ADAM_CHUNK, 1);                      \
-            __builtin_prefetch((p) + (i) + ADAM_CHUNK, 1);                      \
-        }                                                                       \
-    } while (0)
-
-/* pyfloat_ulp of four positive doubles */
-__attribute__((target("avx2,fma")))
-static __m256d ulp_avx2(__m256d x)
-{
-    const __m256d exponent = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7ff0000000000000LL));
-    return _mm256_mul_pd(_mm256_and_pd(x, exponent), _mm256_set1_pd(0x1p-52));
-}
-
-/* lanes where low <= x <= high */
-__attribute__((target("avx2,fma")))
-static __m256d within_avx2(__m256d x, double low, double high)
-{
-    return _mm256_and_pd(_mm256_cmp_pd(x, _mm256_set1_pd(low), _CMP_GE_OQ),
-                         _mm256_cmp_pd(x, _mm256_set1_pd(high), _CMP_LE_OQ));
-}
-
-__attribute__((target("avx2,fma")))
-static ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t n,
-                           double lr_t, double beta1, double beta2, double eps,
-                           double bias1, double bias2)
-{
-    const __m256d b1 = _mm256_set1_pd(beta1), b2 = _mm256_set1_pd(beta2);
-    const __m256d c1 = _mm256_set1_pd(1 - beta1), c2 = _mm256_set1_pd(1 - beta2);
-    const __m256d d1 = _mm256_set1_pd(bias1), d2 = _mm256_set1_pd(bias2);
-    const __m256d lr = _mm256_set1_pd(lr_t), e = _mm256_set1_pd(eps), zero = _mm256_setzero_pd();
-    const __m256d sign = _mm256_set1_pd(-0.0), near = _mm256_set1_pd(PYFLOAT_NEAR_HALF);
-    ptrdiff_t listed[ADAM_CHUNK], start, end, count, i = 0, k;
-
-    for (start = 0; start + 4 <= n; start = end) {
-        end = start + ADAM_CHUNK < n ? start + ADAM_CHUNK : n;
-        count = 0;
-        for (i = start; i + 4 <= end; i += 4) {
-            const __m256d gi = _mm256_loadu_pd(g + i);
-            const __m256d square = _mm256_mul_pd(gi, gi);
-            __m256d mi, vi, m_hat, v_hat, root, error, ok;
-            __m256i keep;
-            int bits;
-            if (i % 8 == 0)                     /* a line of 64 bytes at a time */
-                ADAM_AHEAD(i, n, p, g, m, v);
-            /* gi ** 2 */
-            error = _mm256_andnot_pd(sign, _mm256_fmsub_pd(gi, gi, square));
-            ok = _mm256_and_pd(within_avx2(_mm256_andnot_pd(sign, gi), 0x1p-60, 0x1p+60),
-                               _mm256_cmp_pd(error, _mm256_mul_pd(near, ulp_avx2(square)),
-                                             _CMP_LT_OQ));
-            ok = _mm256_or_pd(ok, _mm256_cmp_pd(gi, zero, _CMP_EQ_OQ));
-            mi = _mm256_add_pd(_mm256_mul_pd(b1, _mm256_loadu_pd(m + i)), _mm256_mul_pd(c1, gi));
-            vi = _mm256_add_pd(_mm256_mul_pd(b2, _mm256_loadu_pd(v + i)),
-                               _mm256_mul_pd(c2, square));
-            m_hat = _mm256_div_pd(mi, d1);
-            v_hat = _mm256_div_pd(vi, d2);
-            /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
-            root = _mm256_sqrt_pd(v_hat);
-            error = _mm256_andnot_pd(sign, _mm256_fnmadd_pd(root, root, v_hat));
-            ok = _mm256_and_pd(ok, _mm256_or_pd(
-                _mm256_and_pd(within_avx2(v_hat, 0x1p-120, 0x1p+120),
-                              _mm256_cmp_pd(error, _mm256_mul_pd(
-                                  _mm256_mul_pd(near, _mm256_set1_pd(2.0)),
-                                  _mm256_mul_pd(ulp_avx2(root), root)), _CMP_LT_OQ)),
-                _mm256_cmp_pd(v_hat, zero, _CMP_EQ_OQ)));
-            keep = _mm256_castpd_si256(ok);
-            _mm256_maskstore_pd(m + i, keep, mi);
-            _mm256_maskstore_pd(v + i, keep, vi);
-            _mm256_maskstore_pd(p + i, keep, _mm256_sub_pd(_mm256_loadu_pd(p + i), _mm256_div_pd(
-                _mm256_mul_pd(lr, m_hat), _mm256_add_pd(root, e))));
-            _mm256_maskstore_pd(g + i, keep, zero);
-            for (bits = ~_mm256_movemask_pd(ok) & 15; bits; bits &= bits - 1)
-                listed[count++] = i + __builtin_ctz(bits);
-        }
-        for (k = 0; k < count; k++)
-            adam_one(p + listed[k], g + listed[k], m + listed[k], v + listed[k], lr_t, beta1,
-                     beta2, eps, bias1, bias2);
-    }
-    return i;
-}
-
-/* adam_avx2 eight parameters at a time */
-__attribute__((target("avx512f")))
-static __m512d ulp_avx512(__m512d x)
-{
-    const __m512i exponent = _mm512_set1_epi64(0x7ff0000000000000LL);
-    return _mm512_mul_pd(_mm512_castsi512_pd(_mm512_and_epi64(_mm512_castpd_si512(x), exponent)),
-                         _mm512_set1_pd(0x1p-52));
-}
-
-__attribute__((target("avx512f")))
-static __mmask8 within_avx512(__m512d x, double low, double high)
-{
-    return _mm512_cmp_pd_mask(x, _mm512_set1_pd(low), _CMP_GE_OQ) &
-           _mm512_cmp_pd_mask(x, _mm512_set1_pd(high), _CMP_LE_OQ);
-}
-
-__attribute__((target("avx512f")))
-static ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff_t n,
-                             double lr_t, double beta1, double beta2, double eps,
-                             double bias1, double bias2)
-{
-    const __m512d b1 = _mm512_set1_pd(beta1), b2 = _mm512_set1_pd(beta2);
-    const __m512d c1 = _mm512_set1_pd(1 - beta1), c2 = _mm512_set1_pd(1 - beta2);
-    const __m512d d1 = _mm512_set1_pd(bias1), d2 = _mm512_set1_pd(bias2);
-    const __m512d lr = _mm512_set1_pd(lr_t), e = _mm512_set1_pd(eps), zero = _mm512_setzero_pd();
-    const __m512d near = _mm512_set1_pd(PYFLOAT_NEAR_HALF);
-    const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
-    ptrdiff_t listed[ADAM_CHUNK], start, end, count, i = 0, k;
-
-    for (start = 0; start + 8 <= n; start = end) {
-        end = start + ADAM_CHUNK < n ? start + ADAM_CHUNK : n;
-        count = 0;
-        for (i = start; i + 8 <= end; i += 8) {
-            const __m512d gi = _mm512_loadu_pd(g + i);
-            const __m512d square = _mm512_mul_pd(gi, gi);
-            __m512d mi, vi, m_hat, v_hat, root, error;
-            __mmask8 ok;
-            ADAM_AHEAD(i, n, p, g, m, v);
-            /* gi ** 2 */
-            error = _mm512_abs_pd(_mm512_fmsub_pd(gi, gi, square));
-            ok = within_avx512(_mm512_abs_pd(gi), 0x1p-60, 0x1p+60) &
-                 _mm512_cmp_pd_mask(error, _mm512_mul_pd(near, ulp_avx512(square)), _CMP_LT_OQ);
-            ok |= _mm512_cmp_pd_mask(gi, zero, _CMP_EQ_OQ);
-            mi = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_loadu_pd(m + i)), _mm512_mul_pd(c1, gi));
-            vi = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_loadu_pd(v + i)),
-                               _mm512_mul_pd(c2, square));
-            m_hat = _mm512_div_pd(mi, d1);
-            v_hat = _mm512_div_pd(vi, d2);
-            /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
-            root = _mm512_sqrt_pd(v_hat);
-            error = _mm512_abs_pd(_mm512_fnmadd_pd(root, root, v_hat));
-            ok &= (within_avx512(v_hat, 0x1p-120, 0x1p+120) &
-                   _mm512_cmp_pd_mask(error, _mm512_mul_pd(_mm512_mul_pd(near, _mm512_set1_pd(2.0)),
-                                      _mm512_mul_pd(ulp_avx512(root), root)), _CMP_LT_OQ)) |
-                  _mm512_cmp_pd_mask(v_hat, zero, _CMP_EQ_OQ);
-            _mm512_mask_storeu_pd(m + i, ok, mi);
-            _mm512_mask_storeu_pd(v + i, ok, vi);
-            _mm512_mask_storeu_pd(p + i, ok, _mm512_sub_pd(_mm512_loadu_pd(p + i), _mm512_div_pd(
-                _mm512_mul_pd(lr, m_hat), _mm512_add_pd(root, e))));
-            _mm512_mask_storeu_pd(g + i, ok, zero);
-            _mm512_mask_compressstoreu_epi64(listed + count, (__mmask8)~ok,
-                                             _mm512_add_epi64(_mm512_set1_epi64(i), lanes));
-            count += __builtin_popcount((unsigned)(__mmask8)~ok);
-        }
-        for (k = 0; k < count; k++)
-            adam_one(p + listed[k], g + listed[k], m + listed[k], v + listed[k], lr_t, beta1,
-                     beta2, eps, bias1, bias2);
-    }
-    return i;
-}
-#endif
-
-/* fused_adam of parameters start .. start + n - 1 */
-static void adam_range(double *p, double *g, double *m, double *v, ptrdiff_t n,
-                       double lr_t, double beta1, double beta2, double eps,
-                       double bias1, double bias2)
-{
-    ptrdiff_t i = 0;
-
-#ifdef HAVE_AVX2
-    if (kernel_isa() == ISA_AVX512)
-        i = adam_avx512(p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2);
-    else if (kernel_isa() == ISA_AVX2)
-        i = adam_avx2(p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2);
-#endif
-    for (; i < n; i++)
-        adam_one(p + i, g + i, m + i, v + i, lr_t, beta1, beta2, eps, bias1, bias2);
-}
-
-struct adam_job {
-    double *p, *g, *m, *v;
-    ptrdiff_t n;
-    double lr_t, beta1, beta2, eps, bias1, bias2;
-};
-
-static void adam_part(void *context, ptrdiff_t part, ptrdiff_t parts)
-{
-    struct adam_job *j = context;
-    ptrdiff_t start, end;
-    share(j->n, 8, part, parts, &start, &end);
-    adam_range(j->p + start, j->g + start, j->m + start, j->v + start, end - start, j->lr_t,
-               j->beta1, j->beta2, j->eps, j->bias1, j->bias2);
-}
-
-void fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
-                double lr_t, double beta1, double beta2, double eps,
-                double bias1, double bias2)
-{
-    struct adam_job job = {p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2};
-    /* a parameter's update is some twenty operations */
-    threads_run(adam_part, &job, parts_for(20.0 * n, (n + 7) / 8));
 }

@@ -63,4 +63,29 @@ static inline uint64_t mt19937_next_bits64(mt19937_state *state, int k)
     return lo | (hi << 32);
 }
 
+/* n.bit_length() for n < 2**64 */
+static inline int mt19937_bit_length(uint64_t n)
+{
+    int k = 0, shift;
+
+    for (shift = 32; shift; shift >>= 1)
+        if (n >> shift) {
+            n >>= shift;
+            k += shift;
+        }
+    return k + (int)n;
+}
+
+/* _randbelow(n) for 0 < n < 2**64, as random.Random's: getrandbits of
+   n.bit_length() bits until the number is below n */
+static inline uint64_t mt19937_below(mt19937_state *state, uint64_t n)
+{
+    const int k = mt19937_bit_length(n);
+    uint64_t r = mt19937_next_bits64(state, k);
+
+    while (r >= n)
+        r = mt19937_next_bits64(state, k);
+    return r;
+}
+
 #endif /* MICROGPT_MT19937_H */

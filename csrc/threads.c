@@ -178,3 +178,28 @@ void threads_run(threads_task task, void *context, ptrdiff_t parts)
 }
 
 #endif
+
+
+/* Work (multiply-adds) below which one thread does it all: waking the
+   others would cost more than it saves. */
+#define PARALLEL_WORK 131072.0
+
+ptrdiff_t threads_parts(double work, ptrdiff_t most)
+{
+    ptrdiff_t parts = threads_count();
+    if (work < PARALLEL_WORK || parts < 1)
+        return 1;
+    return parts < most ? parts : (most > 1 ? most : 1);
+}
+
+void threads_share(ptrdiff_t n, ptrdiff_t unit, ptrdiff_t part, ptrdiff_t parts,
+                   ptrdiff_t *start, ptrdiff_t *end)
+{
+    const ptrdiff_t units = (n + unit - 1) / unit;
+    *start = units * part / parts * unit;
+    *end = units * (part + 1) / parts * unit;
+    if (*start > n)
+        *start = n;
+    if (*end > n)
+        *end = n;
+}

@@ -27,4 +27,12 @@ int threads_count(void);
    (parts <= threads_count()); returns when all are done. */
 void threads_run(threads_task task, void *context, ptrdiff_t parts);
 
+/* The parts a kernel of `work` multiply-adds splits into, at most `most`:
+   one per thread if that is worth waking them, else 1. */
+ptrdiff_t threads_parts(double work, ptrdiff_t most);
+
+/* [*start, *end): part `part` of `parts` of n items, in whole units */
+void threads_share(ptrdiff_t n, ptrdiff_t unit, ptrdiff_t part, ptrdiff_t parts,
+                   ptrdiff_t *start, ptrdiff_t *end);
+
 #endif /* MICROGPT_THREADS_H */

@@ -35,43 +35,12 @@ cdef extern from "mt19937.h":
     uint32_t mt19937_next32(mt19937_state *state) noexcept nogil
     double mt19937_next_double(mt19937_state *state) noexcept nogil
     uint64_t mt19937_next_bits64(mt19937_state *state, int k) noexcept nogil
+    uint64_t mt19937_below(mt19937_state *state, uint64_t n) noexcept nogil
 
 cdef double TWOPI = 6.283185307179586  # math.tau
 cdef object _SIZE_T_MASK = 2 * _sys.maxsize + 1  # (size_t)-1, in Python ints: a C shift by 64 is undefined
 cdef tuple _DOUBLE_FORMATS = ("d", "@d", "=d", "<d" if _sys.byteorder == "little" else ">d")
 cdef object _sha512 = None
-
-
-cdef inline int _bit_length(uint64_t n) noexcept nogil:
-    cdef int k = 0
-    if n >> 32:
-        n >>= 32
-        k += 32
-    if n >> 16:
-        n >>= 16
-        k += 16
-    if n >> 8:
-        n >>= 8
-        k += 8
-    if n >> 4:
-        n >>= 4
-        k += 4
-    if n >> 2:
-        n >>= 2
-        k += 2
-    if n >> 1:
-        n >>= 1
-        k += 1
-    return k + <int>n
-
-
-cdef inline uint64_t _below(mt19937_state *state, uint64_t n) noexcept nogil:
-    """_randbelow(n) for 0 < n < 2**64: getrandbits(n.bit_length()) until below n."""
-    cdef int k = _bit_length(n)
-    cdef uint64_t r = mt19937_next_bits64(state, k)
-    while r >= n:
-        r = mt19937_next_bits64(state, k)
-    return r
 
 
 @cython.final
@@ -260,7 +229,7 @@ cdef class Generator:
             raise ValueError("_randbelow() is defined for n > 0 only")
         k = n.bit_length()
         if k <= 64:
-            return _below(&self._state, n)
+            return mt19937_below(&self._state, n)
         r = self.getrandbits(k)  # 0 <= r < 2**k
         while r >= n:
             r = self.getrandbits(k)
@@ -275,11 +244,11 @@ cdef class Generator:
             items = x
             for i in range(len(items) - 1, 0, -1):
                 # pick an element in x[:i+1] with which to exchange x[i]
-                j = <Py_ssize_t>_below(&self._state, i + 1)
+                j = <Py_ssize_t>mt19937_below(&self._state, i + 1)
                 items[i], items[j] = items[j], items[i]
             return
         for i in reversed(range(1, len(x))):
-            j = <Py_ssize_t>_below(&self._state, i + 1)
+            j = <Py_ssize_t>mt19937_below(&self._state, i + 1)
             x[i], x[j] = x[j], x[i]
 
     cdef object _choices(self, population, weights, cum_weights, k):

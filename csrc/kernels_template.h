@@ -1,6 +1,7 @@
 /*
  * The matrix kernels of fused.c, written once for vectors of any width and
- * compiled once per instruction set: fused.c includes this file with
+ * compiled once per instruction set: a template, not a header. fused.c
+ * includes it once per instruction set, with
  *
  *   VW        doubles per vector (4: AVX2, 8: AVX-512)
  *   K(name)   this copy's name for name
@@ -26,6 +27,10 @@
  * multiplies each lane by it. With -ffp-contract=off every a + b * c is two
  * roundings, as in Python.
  */
+
+#if !defined(VW) || !defined(K) || !defined(KERNEL) || !defined(TILE_ROWS) || !defined(TILE_VECTORS)
+#error "kernels_template.h is compiled by fused.c, with VW, K, KERNEL, TILE_ROWS and TILE_VECTORS defined"
+#endif
 
 #define MR TILE_ROWS
 #define NV TILE_VECTORS

@@ -1,0 +1,244 @@
+/*
+ * microgpt.py's Adam over all the parameters at once (fused_adam in
+ * fused.h): portable C, and on x86-64 the same formulas on vectors of four
+ * (AVX2) or eight (AVX-512) parameters, chosen by cpu.h. Ranges of
+ * parameters are independent, so they split among the threads of threads.h.
+ */
+#include <stdint.h>
+
+#include "cpu.h"
+#include "fused.h"
+#include "pyfloat.h"
+#include "threads.h"
+
+#ifdef HAVE_AVX2
+#include <immintrin.h>
+#endif
+
+/* One parameter's update, microgpt.py's Adam formula by formula: p.grad ** 2
+   and v_hat ** 0.5 are pow()'s results (pyfloat_square, pyfloat_root). */
+static inline void adam_one(double *p, double *g, double *m, double *v, double lr_t,
+                            double beta1, double beta2, double eps, double bias1, double bias2)
+{
+    double m_hat, v_hat;
+    *m = beta1 * *m + (1 - beta1) * *g;
+    *v = beta2 * *v + (1 - beta2) * pyfloat_square(*g);    /* p.grad ** 2 */
+    m_hat = *m / bias1;
+    v_hat = *v / bias2;
+    *p -= lr_t * m_hat / (pyfloat_root(v_hat) + eps);       /* v_hat ** 0.5 */
+    *g = 0.0;
+}
+
+#ifdef HAVE_AVX2
+/*
+ * adam_one on vectors of parameters, chunk by chunk. The square and the
+ * root come from a product and a square root, whose exact errors (one fused
+ * multiply-add each: an exact operation, unlike a*b+c in two) show whether
+ * they are pow()'s results too, as in pyfloat_square and pyfloat_root. The
+ * lanes where either may not be are left as they are and listed; adam_one
+ * then updates them, calling pow. (Most vectors have no such lane, but one
+ * in three or so has one: updating them apart keeps the vector loop free of
+ * branches that guess wrong.)
+ */
+#define ADAM_CHUNK 512
+
+/* Each chunk's parameters are asked for a chunk ahead, while the one before
+   is updated: otherwise the memory would idle while the listed lanes call
+   pow, and every chunk would start by waiting for its first lines */
+#define ADAM_AHEAD(i, n, p, g, m, v)                                            \
+    do {                                                                        \
+        if ((i) + ADAM_CHUNK < (n)) {                                           \
+            __builtin_prefetch((g) + (i) + ADAM_CHUNK, 1);                      \
+            __builtin_prefetch((m) + (i) + ADAM_CHUNK, 1);                      \
+            __builtin_prefetch((v) + (i) + ADAM_CHUNK, 1);                      \
+            __builtin_prefetch((p) + (i) + ADAM_CHUNK, 1);                      \
+        }                                                                       \
+    } while (0)
+
+/* pyfloat_ulp of four positive doubles */
+__attribute__((target("avx2,fma")))
+static __m256d ulp_avx2(__m256d x)
+{
+    const __m256d exponent = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7ff0000000000000LL));
+    return _mm256_mul_pd(_mm256_and_pd(x, exponent), _mm256_set1_pd(0x1p-52));
+}
+
+/* lanes where low <= x <= high */
+__attribute__((target("avx2,fma")))
+static __m256d within_avx2(__m256d x, double low, double high)
+{
+    return _mm256_and_pd(_mm256_cmp_pd(x, _mm256_set1_pd(low), _CMP_GE_OQ),
+                         _mm256_cmp_pd(x, _mm256_set1_pd(high), _CMP_LE_OQ));
+}
+
+__attribute__((target("avx2,fma")))
+static ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t n,
+                           double lr_t, double beta1, double beta2, double eps,
+                           double bias1, double bias2)
+{
+    const __m256d b1 = _mm256_set1_pd(beta1), b2 = _mm256_set1_pd(beta2);
+    const __m256d c1 = _mm256_set1_pd(1 - beta1), c2 = _mm256_set1_pd(1 - beta2);
+    const __m256d d1 = _mm256_set1_pd(bias1), d2 = _mm256_set1_pd(bias2);
+    const __m256d lr = _mm256_set1_pd(lr_t), e = _mm256_set1_pd(eps), zero = _mm256_setzero_pd();
+    const __m256d sign = _mm256_set1_pd(-0.0), near = _mm256_set1_pd(PYFLOAT_NEAR_HALF);
+    ptrdiff_t listed[ADAM_CHUNK], start, end, count, i = 0, k;
+
+    for (start = 0; start + 4 <= n; start = end) {
+        end = start + ADAM_CHUNK < n ? start + ADAM_CHUNK : n;
+        count = 0;
+        for (i = start; i + 4 <= end; i += 4) {
+            const __m256d gi = _mm256_loadu_pd(g + i);
+            const __m256d square = _mm256_mul_pd(gi, gi);
+            __m256d mi, vi, m_hat, v_hat, root, error, ok;
+            __m256i keep;
+            int bits;
+            if (i % 8 == 0)                     /* a line of 64 bytes at a time */
+                ADAM_AHEAD(i, n, p, g, m, v);
+            /* gi ** 2 */
+            error = _mm256_andnot_pd(sign, _mm256_fmsub_pd(gi, gi, square));
+            ok = _mm256_and_pd(within_avx2(_mm256_andnot_pd(sign, gi), 0x1p-60, 0x1p+60),
+                               _mm256_cmp_pd(error, _mm256_mul_pd(near, ulp_avx2(square)),
+                                             _CMP_LT_OQ));
+            ok = _mm256_or_pd(ok, _mm256_cmp_pd(gi, zero, _CMP_EQ_OQ));
+            mi = _mm256_add_pd(_mm256_mul_pd(b1, _mm256_loadu_pd(m + i)), _mm256_mul_pd(c1, gi));
+            vi = _mm256_add_pd(_mm256_mul_pd(b2, _mm256_loadu_pd(v + i)),
+                               _mm256_mul_pd(c2, square));
+            m_hat = _mm256_div_pd(mi, d1);
+            v_hat = _mm256_div_pd(vi, d2);
+            /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
+            root = _mm256_sqrt_pd(v_hat);
+            error = _mm256_andnot_pd(sign, _mm256_fnmadd_pd(root, root, v_hat));
+            ok = _mm256_and_pd(ok, _mm256_or_pd(
+                _mm256_and_pd(within_avx2(v_hat, 0x1p-120, 0x1p+120),
+                              _mm256_cmp_pd(error, _mm256_mul_pd(
+                                  _mm256_mul_pd(near, _mm256_set1_pd(2.0)),
+                                  _mm256_mul_pd(ulp_avx2(root), root)), _CMP_LT_OQ)),
+                _mm256_cmp_pd(v_hat, zero, _CMP_EQ_OQ)));
+            keep = _mm256_castpd_si256(ok);
+            _mm256_maskstore_pd(m + i, keep, mi);
+            _mm256_maskstore_pd(v + i, keep, vi);
+            _mm256_maskstore_pd(p + i, keep, _mm256_sub_pd(_mm256_loadu_pd(p + i), _mm256_div_pd(
+                _mm256_mul_pd(lr, m_hat), _mm256_add_pd(root, e))));
+            _mm256_maskstore_pd(g + i, keep, zero);
+            for (bits = ~_mm256_movemask_pd(ok) & 15; bits; bits &= bits - 1)
+                listed[count++] = i + __builtin_ctz(bits);
+        }
+        for (k = 0; k < count; k++)
+            adam_one(p + listed[k], g + listed[k], m + listed[k], v + listed[k], lr_t, beta1,
+                     beta2, eps, bias1, bias2);
+    }
+    return i;
+}
+
+/* adam_avx2 eight parameters at a time */
+__attribute__((target("avx512f")))
+static __m512d ulp_avx512(__m512d x)
+{
+    const __m512i exponent = _mm512_set1_epi64(0x7ff0000000000000LL);
+    return _mm512_mul_pd(_mm512_castsi512_pd(_mm512_and_epi64(_mm512_castpd_si512(x), exponent)),
+                         _mm512_set1_pd(0x1p-52));
+}
+
+__attribute__((target("avx512f")))
+static __mmask8 within_avx512(__m512d x, double low, double high)
+{
+    return _mm512_cmp_pd_mask(x, _mm512_set1_pd(low), _CMP_GE_OQ) &
+           _mm512_cmp_pd_mask(x, _mm512_set1_pd(high), _CMP_LE_OQ);
+}
+
+__attribute__((target("avx512f")))
+static ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff_t n,
+                             double lr_t, double beta1, double beta2, double eps,
+                             double bias1, double bias2)
+{
+    const __m512d b1 = _mm512_set1_pd(beta1), b2 = _mm512_set1_pd(beta2);
+    const __m512d c1 = _mm512_set1_pd(1 - beta1), c2 = _mm512_set1_pd(1 - beta2);
+    const __m512d d1 = _mm512_set1_pd(bias1), d2 = _mm512_set1_pd(bias2);
+    const __m512d lr = _mm512_set1_pd(lr_t), e = _mm512_set1_pd(eps), zero = _mm512_setzero_pd();
+    const __m512d near = _mm512_set1_pd(PYFLOAT_NEAR_HALF);
+    const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    ptrdiff_t listed[ADAM_CHUNK], start, end, count, i = 0, k;
+
+    for (start = 0; start + 8 <= n; start = end) {
+        end = start + ADAM_CHUNK < n ? start + ADAM_CHUNK : n;
+        count = 0;
+        for (i = start; i + 8 <= end; i += 8) {
+            const __m512d gi = _mm512_loadu_pd(g + i);
+            const __m512d square = _mm512_mul_pd(gi, gi);
+            __m512d mi, vi, m_hat, v_hat, root, error;
+            __mmask8 ok;
+            ADAM_AHEAD(i, n, p, g, m, v);
+            /* gi ** 2 */
+            error = _mm512_abs_pd(_mm512_fmsub_pd(gi, gi, square));
+            ok = within_avx512(_mm512_abs_pd(gi), 0x1p-60, 0x1p+60) &
+                 _mm512_cmp_pd_mask(error, _mm512_mul_pd(near, ulp_avx512(square)), _CMP_LT_OQ);
+            ok |= _mm512_cmp_pd_mask(gi, zero, _CMP_EQ_OQ);
+            mi = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_loadu_pd(m + i)), _mm512_mul_pd(c1, gi));
+            vi = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_loadu_pd(v + i)),
+                               _mm512_mul_pd(c2, square));
+            m_hat = _mm512_div_pd(mi, d1);
+            v_hat = _mm512_div_pd(vi, d2);
+            /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
+            root = _mm512_sqrt_pd(v_hat);
+            error = _mm512_abs_pd(_mm512_fnmadd_pd(root, root, v_hat));
+            ok &= (within_avx512(v_hat, 0x1p-120, 0x1p+120) &
+                   _mm512_cmp_pd_mask(error, _mm512_mul_pd(_mm512_mul_pd(near, _mm512_set1_pd(2.0)),
+                                      _mm512_mul_pd(ulp_avx512(root), root)), _CMP_LT_OQ)) |
+                  _mm512_cmp_pd_mask(v_hat, zero, _CMP_EQ_OQ);
+            _mm512_mask_storeu_pd(m + i, ok, mi);
+            _mm512_mask_storeu_pd(v + i, ok, vi);
+            _mm512_mask_storeu_pd(p + i, ok, _mm512_sub_pd(_mm512_loadu_pd(p + i), _mm512_div_pd(
+                _mm512_mul_pd(lr, m_hat), _mm512_add_pd(root, e))));
+            _mm512_mask_storeu_pd(g + i, ok, zero);
+            _mm512_mask_compressstoreu_epi64(listed + count, (__mmask8)~ok,
+                                             _mm512_add_epi64(_mm512_set1_epi64(i), lanes));
+            count += __builtin_popcount((unsigned)(__mmask8)~ok);
+        }
+        for (k = 0; k < count; k++)
+            adam_one(p + listed[k], g + listed[k], m + listed[k], v + listed[k], lr_t, beta1,
+                     beta2, eps, bias1, bias2);
+    }
+    return i;
+}
+#endif
+
+/* fused_adam of parameters start .. start + n - 1 */
+static void adam_range(double *p, double *g, double *m, double *v, ptrdiff_t n,
+                       double lr_t, double beta1, double beta2, double eps,
+                       double bias1, double bias2)
+{
+    ptrdiff_t i = 0;
+
+#ifdef HAVE_AVX2
+    if (kernel_isa() == ISA_AVX512)
+        i = adam_avx512(p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2);
+    else if (kernel_isa() == ISA_AVX2)
+        i = adam_avx2(p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2);
+#endif
+    for (; i < n; i++)
+        adam_one(p + i, g + i, m + i, v + i, lr_t, beta1, beta2, eps, bias1, bias2);
+}
+
+struct adam_job {
+    double *p, *g, *m, *v;
+    ptrdiff_t n;
+    double lr_t, beta1, beta2, eps, bias1, bias2;
+};
+
+static void adam_part(void *context, ptrdiff_t part, ptrdiff_t parts)
+{
+    struct adam_job *j = context;
+    ptrdiff_t start, end;
+    threads_share(j->n, 8, part, parts, &start, &end);
+    adam_range(j->p + start, j->g + start, j->m + start, j->v + start, end - start, j->lr_t,
+               j->beta1, j->beta2, j->eps, j->bias1, j->bias2);
+}
+
+void fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
+                double lr_t, double beta1, double beta2, double eps,
+                double bias1, double bias2)
+{
+    struct adam_job job = {p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2};
+    /* a parameter's update is some twenty operations */
+    threads_run(adam_part, &job, threads_parts(20.0 * n, (n + 7) / 8));
+}
