@@ -774,3 +774,43 @@ def test_resume_without_input_reads_the_text_the_checkpoint_names(tmp_path):
 def prefix_after_step(stdout, step):
     """stdout after the end of step `step`'s line."""
     return stdout[len(prefix_through_step(stdout, step)):]
+
+
+@linux_only
+def test_an_output_through_proc_to_a_pipe_is_refused_before_training(names_txt):
+    # /dev/stdout is a link into /proc to the pipe run() reads: not a file to replace
+    result = run("--input", str(names_txt), *SMALL, "--save", "/dev/stdout")
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.startswith(b"microgpt-train: error: cannot save the checkpoint: "
+                                    b"/dev/stdout (-> /proc/")
+    assert result.stderr.endswith(b") is a named pipe (FIFO), not a regular file; "
+                                  b"microgpt writes only regular files\n")
+
+
+def test_a_log_that_fails_keeps_the_steps_trained_in_the_checkpoint(names_txt, tmp_path,
+                                                                   monkeypatch, capsys):
+    import errno
+
+    from microgpt import runlog
+    from microgpt.commands import train
+    write = runlog.RunLog.write
+
+    def full_disk_at_step_3(self, kind, **fields):
+        if kind == "step" and fields["step"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(self, kind, **fields)
+    monkeypatch.setattr(runlog.RunLog, "write", full_disk_at_step_3)
+    ck, log = tmp_path / "ck.safetensors", tmp_path / "log.jsonl"
+    argv = ["--input", str(names_txt), "--steps", "5", "--samples", "2", "--n-embd", "4",
+            "--n-head", "1"]
+    assert train.main(argv + ["--save", str(ck), "--log", str(log)]) == 1
+    err = capsys.readouterr().err
+    prog = err.split(": ", 1)[0]        # the name this process gives the command
+    assert err == (f"{prog}: saved step 3 of 5 in {ck} (carry on with --resume {ck})\n"
+                   f"{prog}: error: cannot write the log {log}: No space left on device\n")
+    # the oracle: the same run stopped after its third step, saved by the Python API
+    run = microgpt.Run(str(names_txt), "v1", num_steps=5, num_samples=2, n_embd=4, n_head=1)
+    for _ in zip(range(3), run):
+        pass
+    run.save(tmp_path / "oracle.safetensors")
+    assert ck.read_bytes() == (tmp_path / "oracle.safetensors").read_bytes()

@@ -130,7 +130,9 @@ def _target(path):
     regular file is there."""
     target = os.path.realpath(path)
     try:
-        mode = os.stat(target).st_mode
+        # what path is, through its links: os.stat follows the links of
+        # /proc too (/dev/stdout to a pipe), which realpath cannot name
+        mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
         return target
     except OSError as exc:

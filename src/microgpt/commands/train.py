@@ -284,7 +284,7 @@ class _Log:
     training started in its step records."""
 
     def __init__(self, log):
-        self.log, self.start = log, None
+        self.log, self.start, self.failed = log, None, False
 
     def write(self, kind, **fields):
         import time
@@ -296,6 +296,7 @@ class _Log:
         try:
             self.log.write(kind, **fields)
         except OSError as exc:
+            self.failed = True
             raise OutputError(f"cannot write the log {self.log.path}: "
                               f"{exc.strerror or exc}") from None
 
@@ -309,8 +310,9 @@ class _Log:
 def training(run, args, prog, log=None):
     """Train the run to its last step, printing each step's line; save the
     checkpoint if asked. False if Ctrl-C stopped it (with --save: after the
-    step it was in, which is then saved)."""
-    from ..errors import TrainingError, why
+    step it was in, which is then saved). A log that cannot be written stops
+    the run too, its steps saved first."""
+    from ..errors import OutputError, TrainingError, why
     recipe, num_steps, save = run.recipe, run.num_steps, args.save
     every = args.eval_every or 100
 
@@ -320,7 +322,7 @@ def training(run, args, prog, log=None):
         except (ArithmeticError, ValueError) as exc:
             raise TrainingError(f"evaluating the held-out documents failed after step "
                                 f"{run.step}: {why(exc)}") from None
-    stop = []
+    stop, first = [], run.step
     handler = _catch_interrupt(stop) if save is not None else None
     try:
         if log is not None and run.val_docs:
@@ -341,6 +343,10 @@ def training(run, args, prog, log=None):
                 break
         if save is not None:
             run.save(save)
+    except OutputError:
+        if log is not None and log.failed and save is not None and run.step > first:
+            _save_what_was_trained(run, save, prog)
+        raise
     finally:
         if handler is not None:
             import signal
@@ -354,6 +360,19 @@ def training(run, args, prog, log=None):
                 f"in {save} (carry on with --resume {save})")
         return False
     return True
+
+
+def _save_what_was_trained(run, save, prog):
+    """Save the run after its log failed, saying so: the steps it trained
+    are not lost with the log."""
+    from ..errors import OutputError
+    try:
+        run.save(save)
+    except OutputError as exc:
+        stderr(f"{prog}: could not save step {run.step} either: {exc}")
+    else:
+        stderr(f"{prog}: saved step {run.step} of {run.num_steps} in {save} "
+               f"(carry on with --resume {save})")
 
 
 def _catch_interrupt(stop):
