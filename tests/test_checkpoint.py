@@ -352,7 +352,7 @@ def test_damaged_checkpoints_never_crash(good):
             data = data[:rng.randrange(len(data) + 1)]
         try:
             ck = checkpoint.from_bytes(bytes(data))
-        except checkpoint._Invalid as exc:
+        except CheckpointError as exc:
             assert "\n" not in str(exc)
             outcomes["error"] += 1
         else:

@@ -149,9 +149,10 @@ def save(path, checkpoint):
 def load(path):
     """The Checkpoint in the file at path; CheckpointError if it is not one."""
     path = os.fspath(path)
+    data = _read(path)                  # its errors name the file
     try:
-        checkpoint = from_bytes(_read(path))
-    except _Invalid as exc:
+        checkpoint = from_bytes(data)
+    except CheckpointError as exc:      # what is wrong with the bytes: the file added
         raise CheckpointError(f"{path}: {exc}") from None
     checkpoint.path = path
     return checkpoint
@@ -164,7 +165,7 @@ MAX_HEADER = 100_000_000
 def _read(path):
     """The bytes of the safetensors file at path, read only as far as its
     header says they go: a regular file whose size is the header's 8 bytes,
-    the header and the tensors' data it describes; _Invalid if not, before
+    the header and the tensors' data it describes; CheckpointError if not, before
     reading more than the header (a device, or a huge file, never is)."""
     from .files import ReadError, open_for_reading
     try:
@@ -177,16 +178,18 @@ def _read(path):
             prefix = f.read(8)
             length = int.from_bytes(prefix, "little")
             if len(prefix) < 8 or length > min(MAX_HEADER, size - 8):
-                raise _Invalid(f"not a safetensors file ({size} bytes, and a header "
-                               "that is not there)")
+                raise CheckpointError(f"not a safetensors file ({size} bytes, and a header "
+                                      "that is not there)")
             header = f.read(length)
             end = _data_end(header)
             if 8 + length + end != size:
-                raise _Invalid(f"not a safetensors file (it is {size:,} bytes; its header "
-                               f"says {8 + length + end:,})")
+                raise CheckpointError(f"not a safetensors file (it is {size:,} bytes; its header "
+                                      f"says {8 + length + end:,})")
             return prefix + header + f.read(end)
         except OSError as exc:
             raise CheckpointError(f"{path}: {exc.strerror or exc}") from None
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
 
 
 def _data_end(header):
@@ -196,15 +199,11 @@ def _data_end(header):
         ends = [spec["data_offsets"][1] for name, spec in tensors.items()
                 if name != "__metadata__"]
     except (ValueError, RecursionError, AttributeError, TypeError, KeyError, IndexError):
-        raise _Invalid("not a safetensors file (its header is not a JSON object of "
-                       "tensors)") from None
+        raise CheckpointError("not a safetensors file (its header is not a JSON object of "
+                              "tensors)") from None
     if not all(isinstance(end, int) and end >= 0 for end in ends):
-        raise _Invalid("not a safetensors file (its header's offsets are not sizes)")
+        raise CheckpointError("not a safetensors file (its header's offsets are not sizes)")
     return max(ends, default=0)
-
-
-class _Invalid(Exception):
-    """What is wrong with a checkpoint's bytes (without the file's name)."""
 
 
 # safetensors' names of the element types used here, and their array typecodes
@@ -213,47 +212,49 @@ _DTYPES = {"float64": ("F64", "d"), "int64": ("I64", "q"),
 
 
 def from_bytes(data):
-    """The Checkpoint of a safetensors file's bytes; _Invalid if it is not one.
+    """The Checkpoint of a safetensors file's bytes; CheckpointError (saying
+    what is wrong, without a file's name) if it is not one.
     (Read with safetensors' own parser, without numpy: sampling from a
     checkpoint starts fast.)"""
     from safetensors import SafetensorError, deserialize
 
     if len(data) < 8:
-        raise _Invalid(f"not a safetensors file ({len(data)} bytes)")
+        raise CheckpointError(f"not a safetensors file ({len(data)} bytes)")
     try:
         tensors = {name: spec for name, spec in deserialize(bytes(data))}
     except (SafetensorError, ValueError, TypeError, OverflowError, MemoryError) as exc:
-        raise _Invalid(f"not a safetensors file ({_first_line(exc)})") from None
+        raise CheckpointError(f"not a safetensors file ({_first_line(exc)})") from None
     # the metadata, which deserialize does not return, is in the header it has
     # just checked: 8 bytes of length, then JSON
     try:
         header = json.loads(bytes(data[8:8 + int.from_bytes(data[:8], "little")]))
         metadata = header.get("__metadata__") or {}
     except (ValueError, RecursionError, AttributeError):
-        raise _Invalid("not a safetensors file (its header is not a JSON object)") from None
+        raise CheckpointError("not a safetensors file (its header is not a JSON object)") from None
     if not isinstance(metadata, dict) or \
             not all(isinstance(v, str) for v in metadata.values()):
-        raise _Invalid("not a safetensors file (its metadata is not strings)")
+        raise CheckpointError("not a safetensors file (its metadata is not strings)")
     if metadata.get("format") != FORMAT:
-        raise _Invalid("a safetensors file, but not a microgpt checkpoint "
-                       f"(its metadata has no format {FORMAT!r})")
+        raise CheckpointError("a safetensors file, but not a microgpt checkpoint "
+                              f"(its metadata has no format {FORMAT!r})")
     if metadata.get("format_version") != str(FORMAT_VERSION):
-        raise _Invalid(f"checkpoint format version {quoted(metadata.get('format_version'))}; this "
-                       f"microgpt reads version {FORMAT_VERSION} (a newer microgpt wrote it?)")
+        raise CheckpointError(
+            f"checkpoint format version {quoted(metadata.get('format_version'))}; this "
+            f"microgpt reads version {FORMAT_VERSION} (a newer microgpt wrote it?)")
     recipe = _recipe(metadata)
     vocabulary = _text(metadata, "vocabulary")
     if not vocabulary or list(vocabulary) != sorted(set(vocabulary)):
-        raise _Invalid("the vocabulary must be distinct characters in sorted order, "
-                       f"not {quoted(vocabulary)}")
+        raise CheckpointError("the vocabulary must be distinct characters in sorted order, "
+                              f"not {quoted(vocabulary)}")
     step = _integer(metadata, "step")
     if not 0 <= step <= recipe.num_steps:
-        raise _Invalid(f"step {step} is outside 0 to num_steps ({recipe.num_steps})")
+        raise CheckpointError(f"step {step} is outside 0 to num_steps ({recipe.num_steps})")
     sha256 = _text(metadata, "text_sha256")
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-        raise _Invalid(f"text_sha256 is not a SHA-256 in hex: {quoted(sha256)}")
+        raise CheckpointError(f"text_sha256 is not a SHA-256 in hex: {quoted(sha256)}")
 
     if 6 * recipe.n_layer > len(tensors):       # a bound before counting them
-        raise _Invalid(f"{len(tensors)} tensors are too few for n_layer {recipe.n_layer}")
+        raise CheckpointError(f"{len(tensors)} tensors are too few for n_layer {recipe.n_layer}")
     config = recipe.config(len(vocabulary) + 1)
     expected = {}
     for name, shape in shapes(config).items():
@@ -264,41 +265,42 @@ def from_bytes(data):
     expected["random.gauss_next"] = ("float64", None)       # (0,) or (1,)
     unexpected = sorted(set(tensors) - set(expected))
     if unexpected:
-        raise _Invalid(f"unexpected tensor {quoted(unexpected[0])} (for the settings in its "
-                       "metadata)")
+        raise CheckpointError(f"unexpected tensor {quoted(unexpected[0])} (for the settings "
+                              "in its metadata)")
     arrays = {}
     for key, (dtype, shape) in expected.items():
         if key not in tensors:
-            raise _Invalid(f"tensor {key!r} is missing")
+            raise CheckpointError(f"tensor {key!r} is missing")
         spec = tensors[key]
         code, typecode = _DTYPES[dtype]
         if spec["dtype"].upper() != code:
-            raise _Invalid(f"tensor {key!r} is {shortened(_dtype_name(spec['dtype']))}, not {dtype}")
+            raise CheckpointError(f"tensor {key!r} is {shortened(_dtype_name(spec['dtype']))}, "
+                                  f"not {dtype}")
         if shape is not None and tuple(spec["shape"]) != shape:
-            raise _Invalid(f"tensor {key!r} has shape {shortened(str(list(spec['shape'])))}, "
-                           f"not {list(shape)}")
+            raise CheckpointError(f"tensor {key!r} has shape "
+                                  f"{shortened(str(list(spec['shape'])))}, not {list(shape)}")
         values = array(typecode)
         values.frombytes(spec["data"])          # deserialize checked the length
         if sys.byteorder != "little":
             values.byteswap()
         if dtype == "float64" and not all(map(math.isfinite, values)):
-            raise _Invalid(f"tensor {key!r} holds a NaN or an infinity")
+            raise CheckpointError(f"tensor {key!r} holds a NaN or an infinity")
         if key.startswith("adam.v.") and any(x < 0 for x in values):
-            raise _Invalid(f"tensor {key!r} holds a negative number (a mean of squares)")
+            raise CheckpointError(f"tensor {key!r} holds a negative number (a mean of squares)")
         arrays[key] = values
 
     gauss = arrays["random.gauss_next"]
     if len(gauss) > 1 or tensors["random.gauss_next"]["shape"] not in ([0], [1]):
-        raise _Invalid(f"tensor 'random.gauss_next' has shape "
-                       f"{list(tensors['random.gauss_next']['shape'])}, not [0] or [1]")
+        raise CheckpointError(f"tensor 'random.gauss_next' has shape "
+                              f"{list(tensors['random.gauss_next']['shape'])}, not [0] or [1]")
     index = arrays["random.index"][0]
     if not 0 <= index <= _MT_WORDS:
-        raise _Invalid(f"random.index {index} is outside 0 to {_MT_WORDS}")
+        raise CheckpointError(f"random.index {index} is outside 0 to {_MT_WORDS}")
     mt = arrays["random.mt"]
     if not (mt[0] & 0x80000000 or any(mt[1:])):
         # MT19937 uses the top bit of the first word and all of the others:
         # with those all 0 it draws 0 for ever, a state no seed reaches
-        raise _Invalid("random.mt is not a state of MT19937 (its 19,937 bits are all 0)")
+        raise CheckpointError("random.mt is not a state of MT19937 (its 19,937 bits are all 0)")
     random_state = (3, tuple(arrays["random.mt"]) + (index,), gauss[0] if gauss else None)
 
     names = shapes(config)
@@ -326,31 +328,31 @@ def _recipe(metadata):
     settings = {}
     for field in Recipe.FIELDS:
         if field not in metadata:
-            raise _Invalid(f"the metadata has no {field!r}")
+            raise CheckpointError(f"the metadata has no {field!r}")
         try:
             settings[field] = json.loads(metadata[field])
         except (ValueError, RecursionError):
-            raise _Invalid(f"the metadata's {field!r} is not JSON: {quoted(metadata[field])}") \
-                from None
+            raise CheckpointError(f"the metadata's {field!r} is not JSON: "
+                                  f"{quoted(metadata[field])}") from None
     known = RECIPES.get(name)
     summary = known.summary if known is not None and known.settings() == settings else \
         "read from a checkpoint"
     try:
         return Recipe(name, summary, **settings)
     except ValueError as exc:
-        raise _Invalid(str(exc)) from None
+        raise CheckpointError(str(exc)) from None
 
 
 def _text(metadata, key):
     if key not in metadata:
-        raise _Invalid(f"the metadata has no {key!r}")
+        raise CheckpointError(f"the metadata has no {key!r}")
     return metadata[key]
 
 
 def _integer(metadata, key):
     text = _text(metadata, key)
     if not (text.isascii() and text.isdigit()):
-        raise _Invalid(f"the metadata's {key!r} is not a whole number: {quoted(text)}")
+        raise CheckpointError(f"the metadata's {key!r} is not a whole number: {quoted(text)}")
     return int(text)
 
 
