@@ -17,8 +17,9 @@ bigger sizes 30 names a document, in file order. A cell is the median over
 rounds of each round's median ms per step; "B/A" is the later build's over
 the first's, taken round by round (its median, and its range over rounds).
 The instruction set is MICROGPT_KERNELS (avx512: the variable unset, on a
-CPU that has it); a build prints the one it ran (kernel_isa()), or "?" if it
-is too old to say. Threads other than 1 need a build with set_threads.
+CPU that has it; portable also sets MICROGPT_DISABLE_AVX2=1, which older
+builds read); a build prints the one it ran (kernel_isa()), or "?" if it is
+too old to say (those have AVX2 kernels and plain C only). Threads other than 1 need a build with set_threads.
 
 It prints the date, the CPU, its vector extensions and the Python beside the
 table: everything a figure in docs/performance.md needs.
@@ -97,8 +98,11 @@ def cpu():
 def run_build(venv, isa, threads, sizes, names):
     env = dict(os.environ)
     env.pop("MICROGPT_KERNELS", None)
+    env.pop("MICROGPT_DISABLE_AVX2", None)
     if isa != "avx512":
         env["MICROGPT_KERNELS"] = isa
+    if isa == "portable":
+        env["MICROGPT_DISABLE_AVX2"] = "1"      # what builds before MICROGPT_KERNELS read
     python = str(Path(venv) / "bin" / "python")
     done = subprocess.run([python, "-c", STEPS, names, json.dumps(sizes), str(threads)],
                           env=env, capture_output=True, text=True, cwd="/")

@@ -32,7 +32,10 @@ PyTorch's time over microgpt's.
 
     python benchmarks/torch_step.py [--input names.txt] [--sizes 16x1x8,64x2x64]
                                     [--steps N] [--warmup N] [--rounds N] [--threads N]
-                                    [--json]
+                                    [--isa avx512|avx2|portable] [--json]
+
+--isa caps both to one instruction set, as a CPU without the wider ones
+would run them; the table's header says which each then ran.
 
 PyTorch is not a dependency of microgpt. Without it (or without microgpt's
 compiled core, or the names) the script prints one line on stderr and exits
@@ -41,9 +44,36 @@ with status 2, as for a bad argument; it exits 0 after a run.
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
+
+# --isa caps both sides to one instruction set: microgpt's kernels by
+# MICROGPT_KERNELS, PyTorch's by its three variables. They must be set before
+# torch is imported, so the flag is read here, ahead of argparse.
+ISA_ENVIRONMENT = {
+    "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "MKL_ENABLE_INSTRUCTIONS": "AVX512",
+               "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
+    "avx2": {"MICROGPT_KERNELS": "avx2", "ATEN_CPU_CAPABILITY": "avx2",
+             "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "portable": {"MICROGPT_KERNELS": "portable", "ATEN_CPU_CAPABILITY": "default",
+                 "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+}
+
+
+def _isa_in(argv):
+    for i, arg in enumerate(argv):
+        if arg == "--isa" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--isa="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+if _isa_in(sys.argv[1:]) in ISA_ENVIRONMENT:
+    os.environ.pop("MICROGPT_KERNELS", None)
+    os.environ.update(ISA_ENVIRONMENT[_isa_in(sys.argv[1:])])
 
 try:
     import torch
@@ -215,8 +245,14 @@ def main(argv=None):
                         help="torch.optim.Adam's implementation (default fused)")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="threads for PyTorch and for microgpt's kernels (default 1)")
+    parser.add_argument("--isa", choices=list(ISA_ENVIRONMENT),
+                        help="cap both to one instruction set (microgpt: MICROGPT_KERNELS; "
+                        "PyTorch: ATEN_CPU_CAPABILITY, MKL_ENABLE_INSTRUCTIONS, "
+                        "ONEDNN_MAX_CPU_ISA); default: each its widest")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
+    if args.isa is not None and argv is not None and _isa_in(sys.argv[1:]) != args.isa:
+        parser.error("--isa must be given on the command line (it is read before torch loads)")
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     for size in sizes:
         parts = size.split("x")
@@ -234,12 +270,14 @@ def main(argv=None):
     except DataError as exc:
         parser.exit(2, f"torch_step.py: {exc}\n")
     torch.set_num_threads(args.threads)
-    from microgpt.fused import set_threads
+    from microgpt.fused import kernel_isa, set_threads
     set_threads(args.threads)
     rows = [compare(size, args.steps or SIZES.get(size, 30), names, args) for size in sizes]
+    isa = {"microgpt": kernel_isa(),
+           "torch": torch.backends.cpu.get_cpu_capability()}
     if args.json:
         json.dump({"torch_version": torch.__version__, "microgpt_version": microgpt.__version__,
-                   "threads": torch.get_num_threads(), "machine": mbench.machine(),
+                   "threads": torch.get_num_threads(), "machine": mbench.machine(), "isa": isa,
                    "attention": "sdpa" if args.sdpa else "plain",
                    "adam": args.adam, "sizes": rows}, sys.stdout, indent=2)
         print()
@@ -249,6 +287,7 @@ def main(argv=None):
               f"{'F.scaled_dot_product_attention' if args.sdpa else 'plain'}, "
               f"Adam {args.adam}; microgpt {microgpt.__version__} fused (float64); "
               f"x = torch / microgpt")
+        print(f"instruction sets: microgpt {isa['microgpt']}, torch {isa['torch']}")
         print(table(rows))
     return 0
 
