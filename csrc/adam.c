@@ -87,10 +87,10 @@ static ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t
         end = start + ADAM_CHUNK < n ? start + ADAM_CHUNK : n;
         count = 0;
         for (i = start; i + 4 <= end; i += 4) {
-            const __m256d gi = _mm256_loadu_pd(g + i);
+            const __m256d gi = _mm256_loadu_pd(g + i), m0 = _mm256_loadu_pd(m + i);
+            const __m256d v0 = _mm256_loadu_pd(v + i), p0 = _mm256_loadu_pd(p + i);
             const __m256d square = _mm256_mul_pd(gi, gi);
             __m256d mi, vi, m_hat, v_hat, root, error, ok;
-            __m256i keep;
             int bits;
             if (i % 8 == 0)                     /* a line of 64 bytes at a time */
                 ADAM_AHEAD(i, n, p, g, m, v);
@@ -100,9 +100,8 @@ static ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t
                                _mm256_cmp_pd(error, _mm256_mul_pd(near, ulp_avx2(square)),
                                              _CMP_LT_OQ));
             ok = _mm256_or_pd(ok, _mm256_cmp_pd(gi, zero, _CMP_EQ_OQ));
-            mi = _mm256_add_pd(_mm256_mul_pd(b1, _mm256_loadu_pd(m + i)), _mm256_mul_pd(c1, gi));
-            vi = _mm256_add_pd(_mm256_mul_pd(b2, _mm256_loadu_pd(v + i)),
-                               _mm256_mul_pd(c2, square));
+            mi = _mm256_add_pd(_mm256_mul_pd(b1, m0), _mm256_mul_pd(c1, gi));
+            vi = _mm256_add_pd(_mm256_mul_pd(b2, v0), _mm256_mul_pd(c2, square));
             m_hat = _mm256_div_pd(mi, d1);
             v_hat = _mm256_div_pd(vi, d2);
             /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
@@ -114,12 +113,13 @@ static ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t
                                   _mm256_mul_pd(near, _mm256_set1_pd(2.0)),
                                   _mm256_mul_pd(ulp_avx2(root), root)), _CMP_LT_OQ)),
                 _mm256_cmp_pd(v_hat, zero, _CMP_EQ_OQ)));
-            keep = _mm256_castpd_si256(ok);
-            _mm256_maskstore_pd(m + i, keep, mi);
-            _mm256_maskstore_pd(v + i, keep, vi);
-            _mm256_maskstore_pd(p + i, keep, _mm256_sub_pd(_mm256_loadu_pd(p + i), _mm256_div_pd(
-                _mm256_mul_pd(lr, m_hat), _mm256_add_pd(root, e))));
-            _mm256_maskstore_pd(g + i, keep, zero);
+            /* the listed lanes keep their old values, for adam_one: blended,
+               then stored whole (a masked store is slow on some CPUs) */
+            _mm256_storeu_pd(m + i, _mm256_blendv_pd(m0, mi, ok));
+            _mm256_storeu_pd(v + i, _mm256_blendv_pd(v0, vi, ok));
+            _mm256_storeu_pd(p + i, _mm256_blendv_pd(p0, _mm256_sub_pd(p0, _mm256_div_pd(
+                _mm256_mul_pd(lr, m_hat), _mm256_add_pd(root, e))), ok));
+            _mm256_storeu_pd(g + i, _mm256_andnot_pd(ok, gi));
             for (bits = ~_mm256_movemask_pd(ok) & 15; bits; bits &= bits - 1)
                 listed[count++] = i + __builtin_ctz(bits);
         }
