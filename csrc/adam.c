@@ -31,20 +31,22 @@ static inline void adam_one(double *p, double *g, double *m, double *v, double l
 
 #ifdef HAVE_AVX2
 /*
- * adam_one on vectors of parameters, chunk by chunk. The square and the
- * root come from a product and a square root, whose exact errors (one fused
- * multiply-add each: an exact operation, unlike a*b+c in two) show whether
- * they are pow()'s results too, as in pyfloat_square and pyfloat_root. The
- * lanes where either may not be are left as they are and listed; adam_one
- * then updates them, calling pow. (Most vectors have no such lane, but one
- * in three or so has one: updating them apart keeps the vector loop free of
- * branches that guess wrong.)
+ * adam_one on vectors of parameters. The square and the root come from a
+ * product and a square root, whose exact errors (one fused multiply-add
+ * each: an exact operation, unlike a*b+c in two) show whether they are
+ * pow()'s results too, as in pyfloat_square and pyfloat_root. A lane where
+ * either may not be takes pow's instead. The AVX2 loop calls pow for such
+ * lanes at once (pow_lanes_avx2). A vector of eight lanes has one about
+ * twice as often, and there the branch guesses wrong too often: the AVX-512
+ * loop leaves such lanes as they are and lists them, and adam_one updates
+ * them after their chunk. (Each way was measured against the other on
+ * both instruction sets.)
  */
 #define ADAM_CHUNK 512
 
 /* Each chunk's parameters are asked for a chunk ahead, while the one before
-   is updated: otherwise the memory would idle while the listed lanes call
-   pow, and every chunk would start by waiting for its first lines */
+   is updated: for models whose parameters do not fit in the caches, the
+   memory keeps streaming while lanes call pow */
 #define ADAM_AHEAD(i, n, p, g, m, v)                                            \
     do {                                                                        \
         if ((i) + ADAM_CHUNK < (n)) {                                           \
@@ -54,7 +56,6 @@ static inline void adam_one(double *p, double *g, double *m, double *v, double l
             __builtin_prefetch((p) + (i) + ADAM_CHUNK, 1);                      \
         }                                                                       \
     } while (0)
-
 /* pyfloat_ulp of four positive doubles */
 __attribute__((target("avx2,fma")))
 static __m256d ulp_avx2(__m256d x)
@@ -71,6 +72,21 @@ static __m256d within_avx2(__m256d x, double low, double high)
                          _mm256_cmp_pd(x, _mm256_set1_pd(high), _CMP_LE_OQ));
 }
 
+/* result, with pyfloat_square(x) (y 2) or pyfloat_root(x) (y 0.5) in the
+   lanes not set in ok */
+__attribute__((target("avx2,fma")))
+static __m256d pow_lanes_avx2(__m256d x, __m256d result, int ok, double y)
+{
+    double in[4], out[4];
+    int k;
+    _mm256_storeu_pd(in, x);
+    _mm256_storeu_pd(out, result);
+    for (k = 0; k < 4; k++)
+        if (!(ok & (1 << k)))
+            out[k] = y == 2.0 ? pyfloat_square(in[k]) : pyfloat_root(in[k]);
+    return _mm256_loadu_pd(out);
+}
+
 __attribute__((target("avx2,fma")))
 static ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t n,
                            double lr_t, double beta1, double beta2, double eps,
@@ -81,51 +97,41 @@ static ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t
     const __m256d d1 = _mm256_set1_pd(bias1), d2 = _mm256_set1_pd(bias2);
     const __m256d lr = _mm256_set1_pd(lr_t), e = _mm256_set1_pd(eps), zero = _mm256_setzero_pd();
     const __m256d sign = _mm256_set1_pd(-0.0), near = _mm256_set1_pd(PYFLOAT_NEAR_HALF);
-    ptrdiff_t listed[ADAM_CHUNK], start, end, count, i = 0, k;
+    ptrdiff_t i;
 
-    for (start = 0; start + 4 <= n; start = end) {
-        end = start + ADAM_CHUNK < n ? start + ADAM_CHUNK : n;
-        count = 0;
-        for (i = start; i + 4 <= end; i += 4) {
-            const __m256d gi = _mm256_loadu_pd(g + i), m0 = _mm256_loadu_pd(m + i);
-            const __m256d v0 = _mm256_loadu_pd(v + i), p0 = _mm256_loadu_pd(p + i);
-            const __m256d square = _mm256_mul_pd(gi, gi);
-            __m256d mi, vi, m_hat, v_hat, root, error, ok;
-            int bits;
-            if (i % 8 == 0)                     /* a line of 64 bytes at a time */
-                ADAM_AHEAD(i, n, p, g, m, v);
-            /* gi ** 2 */
-            error = _mm256_andnot_pd(sign, _mm256_fmsub_pd(gi, gi, square));
-            ok = _mm256_and_pd(within_avx2(_mm256_andnot_pd(sign, gi), 0x1p-60, 0x1p+60),
-                               _mm256_cmp_pd(error, _mm256_mul_pd(near, ulp_avx2(square)),
-                                             _CMP_LT_OQ));
-            ok = _mm256_or_pd(ok, _mm256_cmp_pd(gi, zero, _CMP_EQ_OQ));
-            mi = _mm256_add_pd(_mm256_mul_pd(b1, m0), _mm256_mul_pd(c1, gi));
-            vi = _mm256_add_pd(_mm256_mul_pd(b2, v0), _mm256_mul_pd(c2, square));
-            m_hat = _mm256_div_pd(mi, d1);
-            v_hat = _mm256_div_pd(vi, d2);
-            /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
-            root = _mm256_sqrt_pd(v_hat);
-            error = _mm256_andnot_pd(sign, _mm256_fnmadd_pd(root, root, v_hat));
-            ok = _mm256_and_pd(ok, _mm256_or_pd(
-                _mm256_and_pd(within_avx2(v_hat, 0x1p-120, 0x1p+120),
-                              _mm256_cmp_pd(error, _mm256_mul_pd(
-                                  _mm256_mul_pd(near, _mm256_set1_pd(2.0)),
-                                  _mm256_mul_pd(ulp_avx2(root), root)), _CMP_LT_OQ)),
-                _mm256_cmp_pd(v_hat, zero, _CMP_EQ_OQ)));
-            /* the listed lanes keep their old values, for adam_one: blended,
-               then stored whole (a masked store is slow on some CPUs) */
-            _mm256_storeu_pd(m + i, _mm256_blendv_pd(m0, mi, ok));
-            _mm256_storeu_pd(v + i, _mm256_blendv_pd(v0, vi, ok));
-            _mm256_storeu_pd(p + i, _mm256_blendv_pd(p0, _mm256_sub_pd(p0, _mm256_div_pd(
-                _mm256_mul_pd(lr, m_hat), _mm256_add_pd(root, e))), ok));
-            _mm256_storeu_pd(g + i, _mm256_andnot_pd(ok, gi));
-            for (bits = ~_mm256_movemask_pd(ok) & 15; bits; bits &= bits - 1)
-                listed[count++] = i + __builtin_ctz(bits);
-        }
-        for (k = 0; k < count; k++)
-            adam_one(p + listed[k], g + listed[k], m + listed[k], v + listed[k], lr_t, beta1,
-                     beta2, eps, bias1, bias2);
+    for (i = 0; i + 4 <= n; i += 4) {
+        const __m256d gi = _mm256_loadu_pd(g + i);
+        __m256d square = _mm256_mul_pd(gi, gi), mi, vi, m_hat, v_hat, root, error, ok;
+        int lanes;
+        if (i % 8 == 0)                         /* a line of 64 bytes at a time */
+            ADAM_AHEAD(i, n, p, g, m, v);
+        /* gi ** 2 */
+        error = _mm256_andnot_pd(sign, _mm256_fmsub_pd(gi, gi, square));
+        ok = _mm256_and_pd(within_avx2(_mm256_andnot_pd(sign, gi), 0x1p-60, 0x1p+60),
+                           _mm256_cmp_pd(error, _mm256_mul_pd(near, ulp_avx2(square)),
+                                         _CMP_LT_OQ));
+        ok = _mm256_or_pd(ok, _mm256_cmp_pd(gi, zero, _CMP_EQ_OQ));
+        if ((lanes = _mm256_movemask_pd(ok)) != 15)
+            square = pow_lanes_avx2(gi, square, lanes, 2.0);
+        mi = _mm256_add_pd(_mm256_mul_pd(b1, _mm256_loadu_pd(m + i)), _mm256_mul_pd(c1, gi));
+        vi = _mm256_add_pd(_mm256_mul_pd(b2, _mm256_loadu_pd(v + i)), _mm256_mul_pd(c2, square));
+        m_hat = _mm256_div_pd(mi, d1);
+        v_hat = _mm256_div_pd(vi, d2);
+        /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
+        root = _mm256_sqrt_pd(v_hat);
+        error = _mm256_andnot_pd(sign, _mm256_fnmadd_pd(root, root, v_hat));
+        ok = _mm256_or_pd(_mm256_and_pd(within_avx2(v_hat, 0x1p-120, 0x1p+120),
+                                        _mm256_cmp_pd(error, _mm256_mul_pd(
+                                            _mm256_mul_pd(near, _mm256_set1_pd(2.0)),
+                                            _mm256_mul_pd(ulp_avx2(root), root)), _CMP_LT_OQ)),
+                          _mm256_cmp_pd(v_hat, zero, _CMP_EQ_OQ));
+        if ((lanes = _mm256_movemask_pd(ok)) != 15)
+            root = pow_lanes_avx2(v_hat, root, lanes, 0.5);
+        _mm256_storeu_pd(m + i, mi);
+        _mm256_storeu_pd(v + i, vi);
+        _mm256_storeu_pd(p + i, _mm256_sub_pd(_mm256_loadu_pd(p + i), _mm256_div_pd(
+            _mm256_mul_pd(lr, m_hat), _mm256_add_pd(root, e))));
+        _mm256_storeu_pd(g + i, zero);
     }
     return i;
 }
@@ -146,6 +152,54 @@ static __mmask8 within_avx512(__m512d x, double low, double high)
            _mm512_cmp_pd_mask(x, _mm512_set1_pd(high), _CMP_LE_OQ);
 }
 
+/*
+ * a / b for a divisor b of every lane (a bias correction) without the
+ * divider, the AVX-512 loop's bottleneck (its division of eight lanes
+ * takes twice as long as one of four; in the AVX2 loop the operations added
+ * cost more than the division they save). q = a * (1 / b), corrected once
+ * by the remainder: q += (a - q b) * (1 / b). Where the new remainder
+ * a - q b (exact by fused multiply-add when q is within an ulp of a / b) is
+ * below half an ulp of q times b, q is a / b correctly rounded, the
+ * division's result: ties cannot happen (a quotient of doubles is never
+ * halfway between two). Elsewhere ok is cleared and the lane is listed for
+ * adam_one, as it is where q is a power of two (the doubles below it are
+ * closer) or near the ends of the range (the remainder could underflow).
+ * Zeros divide exactly: a * (1 / b) keeps the sign. divide_setup makes
+ * 1 / b and b / 2.
+ */
+struct divisor {
+    double b, r, half;
+};
+
+/* b's reciprocal and half, if b is far enough from 0 and infinity for
+   divide_avx512's remainders; 0 if not (then the vector loops are not used) */
+static int divide_setup(double b, struct divisor *d)
+{
+    if (!(b >= 0x1p-60 && b <= 0x1p+60))
+        return 0;
+    d->b = b;
+    d->r = 1.0 / b;
+    d->half = 0.5 * b;
+    return 1;
+}
+
+__attribute__((target("avx512f")))
+static __m512d divide_avx512(__m512d a, const struct divisor *d, __mmask8 *ok)
+{
+    const __m512d b = _mm512_set1_pd(d->b), r = _mm512_set1_pd(d->r), zero = _mm512_setzero_pd();
+    const __m512i mantissa = _mm512_set1_epi64(0x000fffffffffffffLL);
+    const __m512d q0 = _mm512_mul_pd(a, r);
+    const __m512d q = _mm512_fmadd_pd(_mm512_fnmadd_pd(q0, b, a), r, q0);
+    const __m512d rest = _mm512_abs_pd(_mm512_fnmadd_pd(q, b, a));
+    const __mmask8 exact = _mm512_cmp_pd_mask(a, zero, _CMP_EQ_OQ);
+    __mmask8 good = _mm512_cmp_pd_mask(rest, _mm512_mul_pd(ulp_avx512(q), _mm512_set1_pd(d->half)),
+                                       _CMP_LT_OQ);
+    good &= within_avx512(_mm512_abs_pd(q), 0x1p-900, 0x1p+900);
+    good &= _mm512_test_epi64_mask(_mm512_castpd_si512(q), mantissa);
+    *ok &= good | exact;
+    return _mm512_mask_blend_pd(exact, q, q0);
+}
+
 __attribute__((target("avx512f")))
 static ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff_t n,
                              double lr_t, double beta1, double beta2, double eps,
@@ -153,12 +207,14 @@ static ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff
 {
     const __m512d b1 = _mm512_set1_pd(beta1), b2 = _mm512_set1_pd(beta2);
     const __m512d c1 = _mm512_set1_pd(1 - beta1), c2 = _mm512_set1_pd(1 - beta2);
-    const __m512d d1 = _mm512_set1_pd(bias1), d2 = _mm512_set1_pd(bias2);
     const __m512d lr = _mm512_set1_pd(lr_t), e = _mm512_set1_pd(eps), zero = _mm512_setzero_pd();
     const __m512d near = _mm512_set1_pd(PYFLOAT_NEAR_HALF);
     const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
     ptrdiff_t listed[ADAM_CHUNK], start, end, count, i = 0, k;
+    struct divisor by1, by2;
 
+    if (!divide_setup(bias1, &by1) || !divide_setup(bias2, &by2))
+        return 0;
     for (start = 0; start + 8 <= n; start = end) {
         end = start + ADAM_CHUNK < n ? start + ADAM_CHUNK : n;
         count = 0;
@@ -176,8 +232,8 @@ static ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff
             mi = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_loadu_pd(m + i)), _mm512_mul_pd(c1, gi));
             vi = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_loadu_pd(v + i)),
                                _mm512_mul_pd(c2, square));
-            m_hat = _mm512_div_pd(mi, d1);
-            v_hat = _mm512_div_pd(vi, d2);
+            m_hat = divide_avx512(mi, &by1, &ok);
+            v_hat = divide_avx512(vi, &by2, &ok);
             /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
             root = _mm512_sqrt_pd(v_hat);
             error = _mm512_abs_pd(_mm512_fnmadd_pd(root, root, v_hat));

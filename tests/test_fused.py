@@ -596,6 +596,53 @@ def test_adam_equals_microgpt_py_adam(isa):
     assert json.loads(run.stdout) == [p.data.hex() for p in params]
 
 
+# Gradients whose first m / (1 - beta1) is a power of two (where the doubles
+# below are closer), zeros of either sign, and quotients near the ends of the
+# range, where a remainder could underflow or overflow
+DIVISION_EDGES = [1.0, 2.0, 0.5, -4.0, 3.0, 0.0, -0.0, 1e-275, -1e-271, 2e-270, 5e-324,
+                  1e150, -1e-160, 0.1, 0.3]
+
+
+@pytest.mark.parametrize("isa", ["best", "avx2", "portable"])
+@pytest.mark.parametrize("beta1, beta2, first, steps", [
+    (0.9, 0.95, 0, 3), (0.85, 0.99, 997, 3), (0.999999, 0.5, 0, 3), (0.0, 0.0, 5, 3),
+    (-3.0, 0.95, 0, 1), (-2.0 ** 21, 0.95, 0, 3)],
+    ids=["v1", "v2-late", "tiny-bias", "no-bias", "negative-zero", "bias-out-of-range"])
+def test_adam_divides_by_its_bias_corrections_as_python_does(isa, beta1, beta2, first, steps):
+    """m / (1 - beta1 ** (step + 1)) and v / (1 - beta2 ** (step + 1)) are the
+    divisions' results in every lane, whatever the vector kernels compute
+    them with: at power-of-two quotients, zeros, the ends of the range, bias
+    corrections near 0 and near 1, and (a negative beta1) moments of -0.0
+    and corrections that are negative or too large for the vector loops."""
+    rng = stdlib_random.Random(11)
+    grads = DIVISION_EDGES + [rng.gauss(0, 10 ** rng.uniform(-6, 2)) for _ in range(1000)]
+    grads += [rng.choice(DIVISION_EDGES) * rng.choice((1, 3, 0.75)) for _ in range(200)]
+    grads = grads[:len(grads) // 8 * 8]     # every parameter in a vector of eight
+    start = [rng.choice((0.0, -0.0, rng.gauss(0, 1))) for _ in grads]   # -0.0 shows m's sign
+    script = ("import json, sys\n"
+              "from microgpt.fused import Parameters, Adam\n"
+              "grads, start, beta1, beta2, first, steps = json.loads(sys.stdin.read())\n"
+              "params = Parameters({'w': (1, len(grads))})\n"
+              "for i, x in enumerate(start): params.data[i] = float.fromhex(x)\n"
+              "opt = Adam(params, 0.01, beta1, beta2)\n"
+              "for step in range(first, first + steps):\n"
+              "    for i, g in enumerate(grads): params.grad[i] = g / (step - first + 1)\n"
+              "    opt.step(step, 0.01)\n"
+              "print(json.dumps([x.hex() for x in params.data]))")
+    run = subprocess.run([sys.executable, "-c", script],
+                         input=json.dumps([grads, [x.hex() for x in start], beta1, beta2,
+                                           first, steps]),
+                         capture_output=True, text=True, env=dict(os.environ, MICROGPT_KERNELS=isa))
+    assert run.returncode == 0, run.stderr
+    params = [Value(x) for x in start]
+    opt = ScalarAdam(params, 0.01, beta1, beta2)
+    for step in range(first, first + steps):
+        for p, g in zip(params, grads):
+            p.grad = g / (step - first + 1)
+        opt.step(step, 0.01)
+    assert json.loads(run.stdout) == [p.data.hex() for p in params]
+
+
 # -- the objects -----------------------------------------------------------------------
 
 def test_parameters_are_one_array_seen_by_numpy_without_copies():
