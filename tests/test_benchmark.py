@@ -320,3 +320,21 @@ def test_the_peak_probe_counts_its_flops_and_rejects_bad_arguments():
             ("portable", "10", TypeError), ("portable", None, TypeError)]:
         with pytest.raises(error):
             _peak.mul_add_rate(isa, iterations)
+
+
+@pytest.mark.skipif(microgpt.BACKEND != "compiled", reason="times the fused path")
+def test_compare_builds_times_two_builds_side_by_side():
+    # this interpreter's environment, twice: the two columns time the same build
+    venv = Path(sys.executable).parent.parent
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare_builds.py"),
+                             str(venv), str(venv), "--rounds", "1", "--sizes", "16x1x8",
+                             "--isa", "portable", "--threads", "1,2", "--json"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["rounds"] == 1 and report["builds"] == [str(venv)] * 2
+    assert [(r["isa"], r["threads"], r["size"]) for r in report["rows"]] == [
+        ("portable", 1, "16x1x8"), ("portable", 2, "16x1x8")]
+    for row in report["rows"]:
+        assert row["ran"] == ["portable", "portable"]
+        assert row["ms_0"] > 0 and row["ratio_1"] == pytest.approx(row["ms_1"] / row["ms_0"])

@@ -58,6 +58,8 @@ NOT_RUN = {
     "./benchmarks/run.sh": "the harness on three backends: many minutes",
     "python benchmarks/torch_step.py": "needs PyTorch, never a dependency",
     "python benchmarks/value_step.py --json": "half a minute; benchmarks.md runs it shortened",
+    "python benchmarks/compare_builds.py": "needs two builds, each installed in a virtual "
+                                           "environment; test_benchmark.py runs it on one, twice",
     "python tests/tools/mutants.py": "rebuilds and tests the project once per mutant: half an hour",
 }
 
