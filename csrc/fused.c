@@ -111,8 +111,23 @@ void fused_softmax_backward(const double *x, double scale, const double *dy, dou
 }
 
 
+#ifdef HAVE_VECTORS
+/* The kernels of kernels_template.h: portable (vectors of two doubles, for
+   any target), and on x86-64 for AVX2 and for AVX-512 */
+#define VW 2
+#define TILE_ROWS 6
+#define TILE_VECTORS 2
+#define K(name) name##_vec2
+#define KERNEL
+#include "kernels_template.h"
+#undef VW
+#undef TILE_ROWS
+#undef TILE_VECTORS
+#undef K
+#undef KERNEL
+#endif
+
 #ifdef HAVE_AVX2
-/* The kernels of kernels_template.h, for AVX2 and for AVX-512 */
 #define VW 4
 #define TILE_ROWS 6
 #define TILE_VECTORS 2
@@ -137,13 +152,29 @@ void fused_softmax_backward(const double *x, double scale, const double *dy, dou
 #undef K
 #undef KERNEL
 
-/* name##_avx512 or name##_avx2, as the CPU and the environment chose */
-#define BY_ISA(name, args) \
-    (kernel_isa() == ISA_AVX512 ? name##_avx512 args : name##_avx2 args)
 #endif
 
+/* name##_avx512, name##_avx2 or name##_vec2, as the CPU and the
+   environment chose (never ISA_PLAIN: its callers run the plain loops) */
+#ifdef HAVE_AVX2
+#define BY_ISA(name, args) \
+    (kernel_isa() == ISA_AVX512 ? name##_avx512 args : \
+     kernel_isa() == ISA_AVX2 ? name##_avx2 args : name##_vec2 args)
+#elif defined(HAVE_VECTORS)
+#define BY_ISA(name, args) (name##_vec2 args)
+#endif
+
+/* Whether a kernel over `rows` positions runs as vectors: always with AVX2
+   and AVX-512; the portable kernels' vectors of two only from two tiles of
+   rows on, below which the rows a tile computes over and its packing cost
+   more than the second lane saves (measured: microgpt.py's model, of at
+   most 8 positions, runs faster in the plain loops there) */
+#define PORTABLE_ROWS 12        /* two of the portable kernels' tiles of 6 rows */
+#define vectors_for(rows) \
+    (kernel_isa() >= ISA_AVX2 || (kernel_isa() == ISA_PORTABLE && (rows) >= PORTABLE_ROWS))
+
 /* The widest panel of kernels_template.h (4 vectors of 8 doubles): the unit of the
-   threads' shares of columns, so that each share is whole panels of either
+   threads' shares of columns, so that each share is whole panels of any
    instruction set. */
 #define WIDEST_PANEL 32
 
@@ -164,7 +195,7 @@ void fused_softmax_backward(const double *x, double scale, const double *dy, dou
 
 static char *kept_space;
 
-#ifdef HAVE_AVX2
+#ifdef HAVE_VECTORS
 static size_t space_size(const char *block)
 {
     return *(const size_t *)block;
@@ -219,7 +250,7 @@ int fused_threads(void)
 
 /* Linear ------------------------------------------------------------------- */
 
-#ifdef HAVE_AVX2
+#ifdef HAVE_VECTORS
 /* A kernel's arguments, for the threads that share its work */
 struct linear_job {
     const double *x, *w, *dy;
@@ -268,8 +299,8 @@ void fused_linear(const double *x, const double *w, double *y,
 {
     ptrdiff_t t, i, j;
 
-#ifdef HAVE_AVX2
-    if (rows >= 2 && kernel_isa() >= ISA_AVX2) {
+#ifdef HAVE_VECTORS
+    if (rows >= 2 && vectors_for(rows)) {
         /* each part packs panels of w: nin * WIDEST_PANEL doubles */
         const ptrdiff_t parts = threads_parts((double)rows * nin * nout,
                                           (nout + WIDEST_PANEL - 1) / WIDEST_PANEL);
@@ -349,8 +380,8 @@ static void linear_backward_input(const double *const *w_rows, const double *con
 void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
                                   ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
 {
-#ifdef HAVE_AVX2
-    if (kernel_isa() >= ISA_AVX2) {
+#ifdef HAVE_VECTORS
+    if (kernel_isa() >= ISA_PORTABLE) {
         const ptrdiff_t parts = threads_parts((double)rows * nin * nout, (nout + 7) / 8);
         struct linear_job job = {x, 0, dy, 0, dw, 0, 0, 0, 0, rows, nin, nout, 0, 0,
                                  WEIGHT_SPACE(rows)};
@@ -369,8 +400,8 @@ void fused_linear_backward_input(const double *const *w_rows, const double *cons
                                  ptrdiff_t dy_stride, const ptrdiff_t *order, double *dx,
                                  ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
 {
-#ifdef HAVE_AVX2
-    if (kernel_isa() >= ISA_AVX2) {
+#ifdef HAVE_VECTORS
+    if (vectors_for(rows)) {
         const ptrdiff_t parts = threads_parts((double)rows * nin * nout,
                                           (nin + WIDEST_PANEL - 1) / WIDEST_PANEL);
         struct linear_job job = {0, 0, 0, 0, 0, dx, w_rows, dy_cols, order, rows, nin, nout,
@@ -468,12 +499,16 @@ void fused_rmsnorm_backward(const double *x, const double *scale, const double *
                             const double *dy, double *dx, ptrdiff_t rows, ptrdiff_t n)
 {
 #ifdef HAVE_AVX2
-    if (kernel_isa() >= ISA_AVX2) {
-        BY_ISA(rmsnorm_backward, (x, scale, ms_eps, dy, dx, rows, n));
+    if (kernel_isa() == ISA_AVX512) {
+        rmsnorm_backward_avx512(x, scale, ms_eps, dy, dx, rows, n);
+        return;
+    }
+    if (kernel_isa() == ISA_AVX2) {
+        rmsnorm_backward_avx2(x, scale, ms_eps, dy, dx, rows, n);
         return;
     }
 #endif
-    rmsnorm_backward(x, scale, ms_eps, dy, dx, rows, n);
+    rmsnorm_backward(x, scale, ms_eps, dy, dx, rows, n);    /* two at a time where the target can */
 }
 
 void fused_relu(const double *x, double *y, ptrdiff_t n)
@@ -504,6 +539,10 @@ int fused_relu_squared(const double *x, double *y, ptrdiff_t n)
     if (kernel_isa() == ISA_AVX2)
         return relu_squared_avx2(x, y, n);
 #endif
+#ifdef HAVE_VECTORS
+    if (kernel_isa() == ISA_PORTABLE)
+        return relu_squared_vec2(x, y, n);
+#endif
     for (i = 0; i < n; i++) {                   /* [xi.relu() ** 2 for xi in x] */
         y[i] = pyfloat_square(x[i] > 0 ? x[i] : 0.0);
         if (isinf(y[i]) && isfinite(x[i]))
@@ -526,6 +565,12 @@ void fused_relu_squared_backward(const double *x, const double *dy, double *dx, 
         return;
     }
 #endif
+#ifdef HAVE_VECTORS
+    if (kernel_isa() == ISA_PORTABLE) {
+        relu_squared_backward_vec2(x, dy, dx, n);
+        return;
+    }
+#endif
     for (i = 0; i < n; i++)                     /* ** 2 gives 2 * r ** 1, relu 1.0 */
         if (x[i] > 0)
             dx[i] += (2.0 * x[i]) * dy[i];
@@ -534,7 +579,7 @@ void fused_relu_squared_backward(const double *x, const double *dy, double *dx, 
 
 /* Attention ------------------------------------------------------------------ */
 
-#ifdef HAVE_AVX2
+#ifdef HAVE_VECTORS
 /* attention's arguments, for the threads that share its heads (the forward
    pass writes exps: the logits, then their softmax) */
 struct attention_job {
@@ -584,8 +629,8 @@ int fused_attention(const double *q, const double *const *k, const double *const
     const ptrdiff_t head_dim = n_embd / n_head, positions = first + rows;
     ptrdiff_t r, h, s, j;
 
-#ifdef HAVE_AVX2
-    if (rows > 1 && kernel_isa() >= ISA_AVX2) {
+#ifdef HAVE_VECTORS
+    if (rows > 1 && vectors_for(rows)) {
         const ptrdiff_t parts = threads_parts((double)rows * positions * n_embd, n_head);
         struct attention_job job = {q, k, v, exps, sums, 0, 0, 0, 0, out, rows, first, n_embd,
                                     n_head, scale, 0,
@@ -656,8 +701,8 @@ void fused_attention_backward(const double *q, const double *const *k,
     const ptrdiff_t head_dim = n_embd / n_head, positions = first + rows;
     ptrdiff_t r, h, s, j;
 
-#ifdef HAVE_AVX2
-    if (separate && rows > 1 && kernel_isa() >= ISA_AVX2) {
+#ifdef HAVE_VECTORS
+    if (separate && rows > 1 && vectors_for(rows)) {
         const ptrdiff_t parts = threads_parts((double)rows * positions * n_embd, n_head);
         struct attention_job job = {q, k, v, exps, sums, dout, dq, dk, dv, 0, rows, first,
                                     n_embd, n_head, scale, 0,

@@ -91,7 +91,7 @@ def test_relu_squared_is_pow_not_a_product():
         relu_squared(Tensor([[1e300]]))
 
 
-@pytest.mark.parametrize("isa", ["best", "avx2", "portable"])
+@pytest.mark.parametrize("isa", ["best", "avx2", "portable", "plain"])
 def test_relu_squared_forward_and_backward_in_every_instruction_set(isa):
     """The vector kernels square where the product is pow's result and ask
     pow elsewhere; the gradient skips x <= 0 and NaN (no + 0.0 there)."""
@@ -373,7 +373,7 @@ def test_sampling_weights_equal_microgpt_py(temperature):
         assert [p.hex() for p in a] == [p.hex() for p in b]
 
 
-# The vector kernels: each instruction set against the portable C loops (which
+# The vector kernels: each instruction set against the plain C loops (which
 # the tests above hold to the scalar graph), on models big enough to fill their
 # tiles and with sizes that leave rows and columns over.
 KERNEL_RUN = """
@@ -410,11 +410,12 @@ KERNEL_CONFIGS = [
 @pytest.mark.parametrize("config, recipe, steps, per_line", KERNEL_CONFIGS,
                          ids=["default", "v2-small", "64x2x64", "60x2x37-v2", "128x4x128"])
 def test_every_instruction_set_computes_the_same_run(names_txt, config, recipe, steps, per_line):
-    """MICROGPT_KERNELS=portable (the plain C loops), avx2 and the CPU's best,
-    on one thread and on three: the same losses, parameters and samples, bit
-    for bit."""
+    """MICROGPT_KERNELS=plain (the C loops), portable (vectors of two), avx2
+    and the CPU's best, on one thread and on three: the same losses,
+    parameters and samples, bit for bit."""
     runs = {}
-    for isa, threads in [("portable", 1), ("avx2", 1), ("best", 1), ("avx2", 3), ("best", 3)]:
+    for isa, threads in [("plain", 1), ("portable", 1), ("portable", 3), ("avx2", 1),
+                         ("best", 1), ("avx2", 3), ("best", 3)]:
         env = dict(os.environ, MICROGPT_KERNELS=isa, MICROGPT_DISABLE_AVX2="0")
         run = subprocess.run([sys.executable, "-c", KERNEL_RUN, str(names_txt),
                               json.dumps([config, recipe, steps, per_line, threads])],
@@ -422,8 +423,8 @@ def test_every_instruction_set_computes_the_same_run(names_txt, config, recipe, 
         assert run.returncode == 0, run.stderr
         used, *result = json.loads(run.stdout)
         runs[used, threads] = result
-    assert ("portable", 1) in runs
-    assert all(result == runs["portable", 1] for result in runs.values()), sorted(runs)
+    assert ("plain", 1) in runs and ("portable", 3) in runs
+    assert all(result == runs["plain", 1] for result in runs.values()), sorted(runs)
 
 
 ATTENTION_RUN = """
@@ -449,16 +450,16 @@ def test_attention_rows_take_no_term_of_positions_they_do_not_see():
     rows (0.0 * inf is NaN), shows any term taken too many; the same in every
     instruction set and thread count, forward and backward."""
     runs = {}
-    for isa, threads in [("portable", 1), ("avx2", 1), ("best", 1), ("best", 2)]:
+    for isa, threads in [("plain", 1), ("portable", 1), ("avx2", 1), ("best", 1), ("best", 2)]:
         script = f"from microgpt.fused import set_threads; set_threads({threads})\n" + ATTENTION_RUN
         run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                              env=dict(os.environ, MICROGPT_KERNELS=isa), timeout=60)
         assert run.returncode == 0, run.stderr
         runs[isa, threads] = json.loads(run.stdout)
-    out = runs["portable", 1][0]
+    out = runs["plain", 1][0]
     assert all("nan" not in a and "inf" not in a for row in out[:4] for a in row)
     assert any("nan" in a or "inf" in a for a in out[4])
-    assert all(result == runs["portable", 1] for result in runs.values())
+    assert all(result == runs["plain", 1] for result in runs.values())
 
 
 FORK_RUN = """
@@ -526,11 +527,12 @@ def test_kernels_called_from_python_threads_at_once():
     assert [results[i] for i in range(4)] == expected
 
 
-def test_disable_avx2_means_the_portable_loops():
+def test_disable_avx2_means_the_portable_kernels():
     script = "from microgpt._fused import kernel_isa; print(kernel_isa())"
-    for env, expected in [(dict(MICROGPT_DISABLE_AVX2="1"), {"portable"}),
-                          (dict(MICROGPT_KERNELS="portable"), {"portable"}),
-                          (dict(MICROGPT_KERNELS="avx2"), {"avx2", "portable"})]:
+    for env, expected in [(dict(MICROGPT_DISABLE_AVX2="1"), {"portable", "plain"}),
+                          (dict(MICROGPT_KERNELS="portable"), {"portable", "plain"}),
+                          (dict(MICROGPT_KERNELS="plain"), {"plain"}),
+                          (dict(MICROGPT_KERNELS="avx2"), {"avx2", "portable", "plain"})]:
         run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                              env=dict(os.environ, **env))
         assert run.stdout.strip() in expected

@@ -161,7 +161,7 @@ GRID = {
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="Linux's peak RSS")
 @pytest.mark.skipif("LD_PRELOAD" in os.environ or "PYTHONMALLOC" in os.environ,
                     reason="another allocator (the sanitizers') has peaks of its own")
-@pytest.mark.parametrize("kernels", ["", "portable"])
+@pytest.mark.parametrize("kernels", ["", "plain"])
 @pytest.mark.parametrize("case", GRID)
 def test_the_estimate_is_the_peak_the_machine_counts(case, kernels):
     # one process a run: the peak of its resident memory (VmHWM) from the

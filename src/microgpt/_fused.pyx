@@ -45,9 +45,10 @@ from microgpt._cfused cimport *
 
 
 def kernel_isa():
-    """The instruction set the kernels run with on this CPU: "avx512", "avx2"
-    or "portable" (MICROGPT_KERNELS=avx2 or =portable in the environment
-    caps it)."""
+    """The instruction set the kernels run with on this CPU: "avx512", "avx2",
+    "portable" (vectors of two doubles, for any CPU) or "plain" (C loops, what
+    a compiler without vector extensions builds). MICROGPT_KERNELS=avx2,
+    =portable or =plain in the environment caps it."""
     return fused_kernel_isa().decode()
 
 

@@ -151,8 +151,8 @@ def _work_space(config, n, threads, isa):
     """Bytes of the vector kernels' largest work space in a step of n
     positions: attention's backward pass, n x n doubles and a few rows for
     each part its heads are split into (csrc/kernels_template.h,
-    ATTENTION_BACKWARD_SPACE); the portable loops take none of note."""
-    if isa == "portable" or n < 2:
+    ATTENTION_BACKWARD_SPACE); the plain C loops take none of note."""
+    if isa == "plain" or n < 2:
         return 0
     C, H = config.n_embd, config.n_head
     parts = max(1, min(threads, H))

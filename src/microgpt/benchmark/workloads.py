@@ -193,9 +193,15 @@ _peaks = {}     # by instruction set: what peak_mul_add measured
 
 
 def kernel_isa():
-    """The instruction set the fused kernels run with: "avx512", "avx2" or
-    "portable" (microgpt._fused.kernel_isa)."""
+    """The instruction set the fused kernels run with: "avx512", "avx2",
+    "portable" or "plain" (microgpt._fused.kernel_isa)."""
     return compiled("_fused").kernel_isa()
+
+
+def probe_of(isa):
+    """The peak probe's instruction set for the kernels' isa: the plain C
+    doubles' probe for both the portable and the plain kernels."""
+    return "portable" if isa == "plain" else isa
 
 
 class Benchmark:
@@ -314,7 +320,7 @@ class LongTraining(Benchmark):
     def entry(self, name, backend, times, result, repeats=None, iterations=None):
         entry = super().entry(name, backend, times, result)
         isa, threads = kernel_isa(), compiled("_fused").threads()
-        peak = peak_mul_add(isa, repeats or BENCHMARKS["peak_mul_add"].repeats)[0]
+        peak = peak_mul_add(probe_of(isa), repeats or BENCHMARKS["peak_mul_add"].repeats)[0]
         gflops = self.flops / entry["time_ms"] / 1e6
         # the peak is one core's: on n threads, n cores' worth
         entry.update(per_step_ms=entry["time_ms"], flops_per_step=self.flops, gflops=gflops,
@@ -340,7 +346,7 @@ class Peak(Benchmark):
         gflops = {isa: peak_mul_add(isa, runs)[0]
                   for isa in compiled("_peak").supported_isas()}
         isa = kernel_isa()
-        rate, times, flops = peak_mul_add(isa, runs)
+        rate, times, flops = peak_mul_add(probe_of(isa), runs)
         progress(", ".join(f"{n} {value:.1f}" for n, value in gflops.items()) + " GFLOP/s\n")
         entry = self.entry(name, backend.name, times, rate, iterations=flops)
         entry.update(gflops=gflops, kernel_isa=isa)
