@@ -37,10 +37,10 @@ static inline void adam_one(double *p, double *g, double *m, double *v, double l
  * pow()'s results too, as in pyfloat_square and pyfloat_root. A lane where
  * either may not be takes pow's instead. The AVX2 loop calls pow for such
  * lanes at once (pow_lanes_avx2). A vector of eight lanes has one about
- * twice as often, and there the branch guesses wrong too often: the AVX-512
- * loop leaves such lanes as they are and lists them, and adam_one updates
- * them after their chunk. (Each way was measured against the other on
- * both instruction sets.)
+ * twice as often, and there the branch would guess wrong too often: the
+ * AVX-512 loop leaves such lanes as they are and lists them, and adam_one
+ * updates them after their chunk. Each loop takes the faster of the two
+ * ways for its width.
  */
 #define ADAM_CHUNK 512
 
