@@ -37,8 +37,9 @@ def run(*args, **kwargs):
 @pytest.mark.parametrize("recipe, path", [
     ([], []), pytest.param([], ["--exact"], marks=pytest.mark.slow), (["--recipe", "v1"], []),
     (["--recipe", "v2"], []), pytest.param(["--recipe", "v2"], ["--exact"],
-                                           marks=pytest.mark.slow)],
-    ids=["default", "default-exact", "v1", "v2", "v2-exact"])
+                                           marks=pytest.mark.slow),
+    (["--recipe", "v1"], ["--batch-size", "1"]), (["--recipe", "v2"], ["--batch-size", "1"])],
+    ids=["default", "default-exact", "v1", "v2", "v2-exact", "v1-batch-1", "v2-batch-1"])
 def test_default_run_prints_microgpt_py_output_byte_for_byte(names_txt, references, recipe, path):
     result = run(*recipe, "--input", str(names_txt), *path)
     assert result.returncode == 0, result.stderr

@@ -404,11 +404,13 @@ KERNEL_CONFIGS = [
     (dict(n_embd=64, n_head=4, n_layer=2, block_size=64), "v1", 3, 30),
     (dict(n_embd=60, n_head=4, n_layer=2, block_size=37), "v2", 3, 30),   # head_dim 15
     (dict(n_embd=128, n_head=4, n_layer=4, block_size=128), "v1", 2, 30),
+    (dict(n_embd=64, n_head=4, n_layer=2, block_size=64, batch_size=3), "v2", 2, 30),
 ]
 
 
 @pytest.mark.parametrize("config, recipe, steps, per_line", KERNEL_CONFIGS,
-                         ids=["default", "v2-small", "64x2x64", "60x2x37-v2", "128x4x128"])
+                         ids=["default", "v2-small", "64x2x64", "60x2x37-v2", "128x4x128",
+                              "64x2x64-batch-3"])
 def test_every_instruction_set_computes_the_same_run(names_txt, config, recipe, steps, per_line):
     """MICROGPT_KERNELS=plain (the C loops), portable (vectors of two), avx2
     and the CPU's best, on one thread and on three: the same losses,

@@ -60,8 +60,8 @@ def make(path, config, rng):
 
 
 @pytest.mark.parametrize("path", paths())
-@pytest.mark.parametrize("steps, samples", [(3, 2), (0, 3)])
-def test_the_estimate_is_what_the_run_allocates(path, steps, samples):
+@pytest.mark.parametrize("steps, samples, batch_size", [(3, 2, 1), (0, 3, 1), (3, 0, 3)])
+def test_the_estimate_is_what_the_run_allocates(path, steps, samples, batch_size):
     # tracemalloc sees every allocation of the run (the compiled ones too:
     # PyMem_Malloc, Python objects), though not the allocator's own overhead
     docs = ["abcdefghijkl", "mnopqrstuvwx", "yzabcdefghij"]      # every step 8 positions
@@ -79,14 +79,14 @@ def test_the_estimate_is_what_the_run_allocates(path, steps, samples):
     try:
         start = tracemalloc.get_traced_memory()[0]
         model = make(path, config, rng)
-        for _ in train(model, docs, tokenizer, steps):
+        for _ in train(model, docs, tokenizer, steps, batch_size=batch_size):
             pass
         for _ in range(samples):
             sample(model, tokenizer, rng, 1e6)      # hot: uniform, long samples
         used = tracemalloc.get_traced_memory()[1] - start
     finally:
         tracemalloc.stop()
-    estimate = needed(config, path, positions, steps, samples).total
+    estimate = needed(config, path, positions, steps, samples, batch_size=batch_size).total
     # the scalar estimates allow for their allocator's fragmentation (see microgpt.memory)
     low, high = {"fused": (0.95, 1.1), "compiled": (0.95, 1.15), "python": (1.0, 1.4)}[path]
     assert low < estimate / used < high, (estimate, used, estimate / used)
@@ -123,20 +123,20 @@ def status(name):
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith(name + ":"))
 
-sizes, lengths, steps, samples, threads = json.loads(sys.argv[1])
+sizes, lengths, steps, samples, threads, batch_size = json.loads(sys.argv[1])
 rng = random.Random(0)
 docs = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n)) for n in lengths]
 tokenizer = Tokenizer(docs)
 config = Config(tokenizer.vocab_size, *sizes)
 set_threads(threads)
 need = needed(config, "fused", max(lengths) + 1, steps, samples,
-              lengths=[n + 1 for n in lengths], threads=threads)
+              lengths=[n + 1 for n in lengths], threads=threads, batch_size=batch_size)
 generator = microgpt.random.Random(42)
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")                                # the peak (VmHWM) from here
 start = status("VmRSS")
 model = FusedGPT(config, generator)
-for _ in train(model, docs, tokenizer, steps):
+for _ in train(model, docs, tokenizer, steps, batch_size=batch_size):
     pass
 for _ in range(samples):
     sample(model, tokenizer, generator, 1e6)
@@ -146,6 +146,7 @@ print(json.dumps([need.total, status("VmHWM") - start]))
 ALLOCATORS = 1.5e6
 
 # (n_embd, n_head, n_layer, block_size), document lengths, steps, samples, threads
+# [, batch size]
 GRID = {
     "one head, block 2048": ((16, 1, 1, 2048), [2100], 3, 1, 1),
     "one head, block 2048, varying": ((16, 1, 1, 2048), [300, 2100, 1500, 700, 50], 6, 1, 1),
@@ -154,6 +155,9 @@ GRID = {
     "128 wide": ((128, 4, 2, 128), [130, 120, 20], 6, 1, 1),
     "one head, two layers, varying": ((32, 1, 2, 256), [250, 10, 100, 255, 30, 200], 12, 1, 1),
     "two threads": ((16, 4, 1, 512), [100, 200, 513, 400, 300, 20], 12, 1, 2),
+    "batches of 4, varying": ((16, 4, 1, 512), [100, 200, 513, 400, 300, 20], 6, 1, 1, 4),
+    "batches of 3, two layers": ((64, 4, 2, 64), [60, 70, 65, 30, 12, 64, 5], 8, 1, 1, 3),
+    "batches of 16, short": ((16, 4, 1, 16), [8, 3, 15, 6, 9], 12, 1, 1, 16),
 }
 
 
@@ -169,7 +173,8 @@ def test_the_estimate_is_the_peak_the_machine_counts(case, kernels):
     # kept memory of freed tensors, the heap's holes), one head and long
     # blocks (the attention's positions x positions), one thread and two
     env = dict(os.environ, MICROGPT_KERNELS=kernels) if kernels else None
-    done = subprocess.run([sys.executable, "-c", PEAK, json.dumps(GRID[case])], env=env,
+    shape = (GRID[case] + (1,))[:6]
+    done = subprocess.run([sys.executable, "-c", PEAK, json.dumps(shape)], env=env,
                           capture_output=True, text=True, check=True)
     estimate, peak = json.loads(done.stdout)
     # within 10%; a small run, within what the allocators keep of their own

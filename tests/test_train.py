@@ -181,7 +181,7 @@ def test_a_recipe_is_built_on_with_replace():
     assert (config.vocab_size, config.n_embd, config.init_std, config.activation) == \
         (27, 32, 0.08, "relu")
     assert wider.training() == dict(learning_rate=0.01, beta1=0.85, beta2=0.99, eps_adam=1e-8,
-                                    lr_schedule="linear")
+                                    lr_schedule="linear", batch_size=1)
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -194,6 +194,7 @@ def test_a_recipe_is_built_on_with_replace():
     (dict(lr_schedule="step"), "lr_schedule must be one of"),
     (dict(n_embd=10), "n_embd must be divisible by n_head"),
     (dict(n_layer=True), "n_layer must be a positive integer"),
+    (dict(batch_size=0), "batch_size must be a positive integer"),
     (dict(learning_rate=float("nan")), "learning_rate must be a positive finite number"),
 ])
 def test_a_recipe_refuses_what_microgpt_py_cannot_run(changes, message):

@@ -101,8 +101,16 @@ cdef int _backward(Tensor t) except -1:
         PyMem_Free(scratch)
     elif t._op == CROSS_ENTROPY:
         scratch = _alloc(_product(2, a.cols), False)
-        fused_cross_entropy_backward(t._saved, t._saved2, t._index, t._grad[0], a._grad, scratch,
-                                     a.rows, a.cols)
+        if t._lengths == NULL:
+            fused_cross_entropy_backward(t._saved, t._saved2, t._index, t._grad[0], a._grad,
+                                         scratch, a.rows, a.cols)
+        else:       # (1 / B) * sum(doc_losses) gives each document (1 / B) * the gradient
+            n = 0
+            for i in range(t._n_docs):
+                fused_cross_entropy_backward(t._saved + n * a.cols, t._saved2 + 2 * n,
+                                             t._index + n, (1.0 / <double>t._n_docs) * t._grad[0],
+                                             a._grad + n * a.cols, scratch, t._lengths[i], a.cols)
+                n += t._lengths[i]
         PyMem_Free(scratch)
     elif t._op == ATTENTION:
         _attention_backward(t)
@@ -140,21 +148,29 @@ cdef int _linear_backward_input(PyObject **linears, int count, const ptrdiff_t *
 cdef int _attention_backward(Tensor t) except -1:
     cdef Tensor q = t._inputs[0]
     cdef Py_ssize_t n = t._first + t.rows, keys_end = 1 + t._n_keys
-    cdef Py_ssize_t values_end = len(t._inputs)
+    cdef Py_ssize_t values_end = len(t._inputs), d, m, o = 0, e = 0, longest = 0
     cdef const double **k = NULL
     cdef const double **v = NULL
     cdef double **dk = NULL
     cdef double **dv = NULL
     cdef double *scratch = NULL
+    for d in range(t._n_docs):
+        longest = max(longest, t._lengths[d])
     try:
         k = <const double **>_rows(t._inputs, 1, keys_end, n, False)
         v = <const double **>_rows(t._inputs, keys_end, values_end, n, False)
         dk = _rows(t._inputs, 1, keys_end, n, True)
         dv = _rows(t._inputs, keys_end, values_end, n, True)
-        scratch = _alloc(_product(2, n), False)
-        fused_attention_backward(q._data, k, v, t._saved, t._saved2, t._grad, q._grad, dk, dv,
-                                 scratch, t.rows, t._first, t.cols, t._n_head, t._scale,
-                                 t._separate)
+        scratch = _alloc(_product(2, t._first + longest), False)
+        # the documents share nothing: any order adds up the same gradients
+        for d in range(t._n_docs):
+            m = t._lengths[d]
+            fused_attention_backward(q._data + o * t.cols, k + o, v + o, t._saved + e,
+                                     t._saved2 + 2 * t._n_head * o, t._grad + o * t.cols,
+                                     q._grad + o * t.cols, dk + o, dv + o, scratch, m,
+                                     t._first, t.cols, t._n_head, t._scale, t._separate)
+            o += m
+            e += m * t._n_head * (t._first + m)
     finally:
         PyMem_Free(k)
         PyMem_Free(v)
@@ -228,7 +244,7 @@ cdef _group_qkv(Tensor attn, Tensor q, Tensor k, Tensor v):
     """Mark q, k and v as one _QKV, owned by attn, if they are three linear
     layers of one input."""
     cdef _QKV group
-    cdef Py_ssize_t r, i, n = _product(3, q.cols)
+    cdef Py_ssize_t r, i, n = _product(3, q.cols), d = 0, start = 0
     cdef ptrdiff_t *visit
     cdef Tensor y
     if q is k or k is v or q is v:
@@ -242,7 +258,10 @@ cdef _group_qkv(Tensor attn, Tensor q, Tensor k, Tensor v):
     group.order = <ptrdiff_t *>_matrix(group.order_n, False)
     visit = <ptrdiff_t *>_alloc_items(n, sizeof(ptrdiff_t), False)
     for r in range(q.rows):
-        fused_attention_visit_order(attn._first + r, q.cols, attn._n_head, visit)
+        if r == start + attn._lengths[d]:   # the next document's first row
+            start += attn._lengths[d]
+            d += 1
+        fused_attention_visit_order(attn._first + r - start, q.cols, attn._n_head, visit)
         for i in range(n):                  # gradients come back in reverse
             group.order[r * n + i] = visit[n - 1 - i]
     PyMem_Free(visit)
@@ -265,3 +284,34 @@ cdef ptrdiff_t *_indices(tuple values, Py_ssize_t limit, str message) except NUL
         PyMem_Free(index)
         raise
     return index
+
+
+cdef ptrdiff_t *_doc_lengths(lengths, Py_ssize_t rows, str op, Py_ssize_t *count) except NULL:
+    """The documents' lengths (ints, each at least 1, adding up to rows) as a
+    new C array; their number at count."""
+    cdef tuple copied = tuple(lengths)
+    cdef Py_ssize_t i, total = 0, n = len(copied)
+    cdef ptrdiff_t *result
+    if n == 0:
+        raise ValueError(f"{op}: no document lengths")
+    result = <ptrdiff_t *>_alloc_items(n, sizeof(ptrdiff_t), False)
+    try:
+        for i in range(n):
+            result[i] = PyNumber_AsSsize_t(copied[i], OverflowError)
+            if not 1 <= result[i] <= rows - total:      # (so the total cannot overflow)
+                raise ValueError(f"{op}: documents of lengths {_shortened(copied)} do not "
+                                 f"split {rows} rows, each of at least one")
+            total += result[i]
+        if total != rows:
+            raise ValueError(f"{op}: documents of lengths {_shortened(copied)} do not split "
+                             f"{rows} rows, each of at least one")
+    except BaseException:
+        PyMem_Free(result)
+        raise
+    count[0] = n
+    return result
+
+
+cdef str _shortened(tuple values):
+    text = repr(list(values))
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -70,15 +70,19 @@ def softmax(Tensor x not None, double temperature=1.0):
     return out
 
 
-def attention(Tensor q not None, keys, values, Py_ssize_t n_head):
+def attention(Tensor q not None, keys, values, Py_ssize_t n_head, lengths=None):
     """Causal self-attention of the rows of q over a KV cache.
 
     keys and values are lists of tensors, microgpt.py's keys[li] and
     values[li] with each gpt() call's rows appended; the rows of q are the
     last positions of the cache. Each head of each row attends to its
     position and those before it, as in microgpt.py's loop over heads.
+
+    lengths, if given, splits the rows into documents of these lengths, one
+    after the other, each attending only to its own positions (from 0): a
+    batch. The cache then holds exactly q's rows.
     """
-    cdef Py_ssize_t n = 0, n_values = 0, head_dim, n_keys, i
+    cdef Py_ssize_t n = 0, n_values = 0, head_dim, n_keys, i, d, m, o = 0, e = 0
     cdef tuple inputs = (q,) + tuple(keys)
     cdef Tensor out, t
     cdef double root
@@ -100,20 +104,39 @@ def attention(Tensor q not None, keys, values, Py_ssize_t n_head):
             n_values += t.rows
     if n != n_values or n < q.rows:
         raise ValueError(f"attention: {n} keys and {n_values} values for {q.rows} queries")
+    if lengths is not None and n != q.rows:
+        raise ValueError(f"attention: documents of given lengths need a cache of their "
+                         f"{q.rows} rows only, not {n}")
     if n_head <= 0 or q.cols % n_head:
         raise ValueError(f"attention: {q.cols} values do not split into {n_head} heads")
     head_dim = q.cols // n_head
     out = _node(q.rows, q.cols, ATTENTION, inputs)
     out._first, out._n_head, out._n_keys = n - q.rows, n_head, n_keys
+    if lengths is None:
+        out._lengths = <ptrdiff_t *>_alloc_items(1, sizeof(ptrdiff_t), False)
+        out._lengths[0], out._n_docs = q.rows, 1
+    else:
+        out._lengths = _doc_lengths(lengths, q.rows, "attention", &out._n_docs)
     out._separate = len({id(t) for t in inputs}) == len(inputs)
     _check(pyfloat_pow(head_dim, 0.5, &root))            # head_dim**0.5
     _check(pyfloat_pow(root, -1.0, &out._scale))         # / x is * x**-1
-    _save(out, _product(_product(q.rows, n_head), n), _product(_product(2, q.rows), n_head))
+    _product(_product(q.rows, n_head), n)   # bounds the exps of the documents, so their sum
+    for d in range(out._n_docs):
+        e += out._lengths[d] * n_head * (out._first + out._lengths[d])
+    _save(out, e, _product(_product(2, q.rows), n_head))
+    e = 0
     try:
         k = <const double **>_rows(inputs, 1, 1 + n_keys, n, False)
         v = <const double **>_rows(inputs, 1 + n_keys, len(inputs), n, False)
-        status = fused_attention(q._data, k, v, out._data, out._saved, out._saved2, q.rows,
-                                 out._first, q.cols, n_head, out._scale)
+        for d in range(out._n_docs):    # a document's rows, keys and values begin at row o
+            m = out._lengths[d]
+            status = fused_attention(q._data + o * q.cols, k + o, v + o, out._data + o * q.cols,
+                                     out._saved + e, out._saved2 + 2 * n_head * o, m,
+                                     out._first, q.cols, n_head, out._scale)
+            if status != PYFLOAT_OK:
+                break
+            o += m
+            e += m * n_head * (out._first + m)
     finally:
         PyMem_Free(k)
         PyMem_Free(v)
@@ -123,20 +146,37 @@ def attention(Tensor q not None, keys, values, Py_ssize_t n_head):
     return out
 
 
-def cross_entropy(Tensor logits not None, targets):
+def cross_entropy(Tensor logits not None, targets, lengths=None):
     """The mean over rows of -log(softmax(logits[t])[targets[t]]), as
     microgpt.py's (1 / n) * sum(losses): a one-number tensor. Each target is
-    an int in range(logits.cols)."""
+    an int in range(logits.cols).
+
+    lengths, if given, splits the rows into documents of these lengths, one
+    after the other: the loss is then the mean of the documents' means, (1 /
+    B) * sum(doc_losses) for B documents.
+    """
     cdef tuple copied = tuple(targets)
-    cdef Py_ssize_t n = len(copied)
+    cdef Py_ssize_t n = len(copied), d, o = 0, cols = logits.cols
     cdef Tensor out
+    cdef double total = 0.0, doc_loss
     if n != logits.rows or n == 0:
         raise ValueError(f"cross_entropy: {n} targets for {logits.rows} rows")
     out = _node(1, 1, CROSS_ENTROPY, (logits,))
     out._index = _indices(copied, logits.cols, "target {} of {} classes")
+    if lengths is not None:
+        out._lengths = _doc_lengths(lengths, logits.rows, "cross_entropy", &out._n_docs)
     _save(out, _product(logits.rows, logits.cols), _product(2, logits.rows))
-    _check(fused_cross_entropy(logits._data, out._index, out._saved, out._saved2, out._data,
-                               logits.rows, logits.cols))
+    if out._lengths == NULL:
+        _check(fused_cross_entropy(logits._data, out._index, out._saved, out._saved2,
+                                   out._data, logits.rows, logits.cols))
+    else:
+        for d in range(out._n_docs):
+            _check(fused_cross_entropy(logits._data + o * cols, out._index + o,
+                                       out._saved + o * cols, out._saved2 + 2 * o, &doc_loss,
+                                       out._lengths[d], cols))
+            total = total + doc_loss                        # sum(doc_losses)
+            o += out._lengths[d]
+        out._data[0] = total * (1.0 / <double>out._n_docs)  # (1 / B) * that
     if logits._op == LINEAR and logits._order == NULL:
         logits._order = _reversed_visit_order(out._index, logits.rows, logits.cols)
     return out

@@ -78,6 +78,8 @@ cdef class Tensor:
                                     #   ATTENTION: those of its inputs, which it owns
     cdef double _scale              # SOFTMAX and ATTENTION scale factor
     cdef Py_ssize_t _first          # ATTENTION: position of the first row
+    cdef ptrdiff_t *_lengths        # ATTENTION, CROSS_ENTROPY: the rows are _n_docs documents
+    cdef Py_ssize_t _n_docs         #   of these lengths, one after the other (NULL: one)
     cdef Py_ssize_t _n_head         # ATTENTION: heads
     cdef Py_ssize_t _n_keys         # ATTENTION: key tensors among the inputs
     cdef bint _separate             # ATTENTION: no tensor twice among them (so q, the keys
@@ -111,6 +113,7 @@ cdef class Tensor:
         _unmatrix(self._saved2, self._saved2_n)
         PyMem_Free(self._index)
         PyMem_Free(self._order)
+        PyMem_Free(self._lengths)
 
     @property
     def shape(self):

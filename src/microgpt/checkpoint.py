@@ -39,6 +39,9 @@ from .errors import CheckpointError, WriteError, quoted, shortened
 FORMAT = "microgpt-checkpoint"
 FORMAT_VERSION = 1
 _MT_WORDS = 624
+# Recipe settings added since format version 1, and the value a checkpoint
+# without one was trained with.
+_ADDED = {"batch_size": 1}
 
 
 class Checkpoint:
@@ -327,6 +330,9 @@ def _recipe(metadata):
     name = _text(metadata, "recipe")
     settings = {}
     for field in Recipe.FIELDS:
+        if field not in metadata and field in _ADDED:     # written before the setting was
+            settings[field] = _ADDED[field]
+            continue
         if field not in metadata:
             raise CheckpointError(f"the metadata has no {field!r}")
         try:

@@ -72,10 +72,12 @@ class FusedGPT:
         return [[] for _ in range(n_layer)], [[] for _ in range(n_layer)]
 
     def gpt(self, token_ids: Sequence[int], pos_ids: Sequence[int], keys: Cache,
-            values: Cache) -> Tensor:
+            values: Cache, lengths: Sequence[int] | None = None) -> Tensor:
         """The logits after each token of token_ids, at positions pos_ids,
         the positions that follow those already in the cache (one row each);
-        appends their keys and values to the cache."""
+        appends their keys and values to the cache. With lengths, the tokens
+        are documents of these lengths one after the other (a batch, on an
+        empty cache), each attending to its own positions only."""
         state_dict, n_layer, n_head = self.state_dict, self.config.n_layer, self.config.n_head
         activation = ACTIVATIONS[self.config.activation]
         tok_emb = embedding(state_dict['wte'], token_ids)
@@ -90,7 +92,7 @@ class FusedGPT:
             v = linear(x, state_dict[f'layer{li}.attn_wv'])
             keys[li].append(k)
             values[li].append(v)
-            x_attn = attention(q, keys[li], values[li], n_head)
+            x_attn = attention(q, keys[li], values[li], n_head, lengths)
             x = linear(x_attn, state_dict[f'layer{li}.attn_wo'])
             x = add(x, x_residual)
             x_residual = x
@@ -109,6 +111,24 @@ class FusedGPT:
         keys, values = self.empty_cache()
         logits = self.gpt(tokens[:n], range(n), keys, values)
         return cross_entropy(logits, tokens[1:n + 1])
+
+    def batch_loss(self, batch: Sequence[Sequence[int]]) -> Tensor:
+        """The mean of the documents' losses (each as loss() has it), all
+        the documents' positions at once: microgpt.model.GPT.batch_loss."""
+        block_size = self.config.block_size
+        token_ids: list[int] = []
+        pos_ids: list[int] = []
+        targets: list[int] = []
+        lengths: list[int] = []
+        for tokens in batch:
+            n = min(block_size, len(tokens) - 1)
+            token_ids += tokens[:n]
+            pos_ids += range(n)
+            targets += tokens[1:n + 1]
+            lengths.append(n)
+        keys, values = self.empty_cache()
+        logits = self.gpt(token_ids, pos_ids, keys, values, lengths)
+        return cross_entropy(logits, targets, lengths)
 
     def next_token_weights(self, token_id: int, pos_id: int, keys: Cache, values: Cache,
                            temperature: float) -> list[float]:

@@ -15,8 +15,9 @@ True
 ``needed`` models what the code allocates, on each path:
 
 - the fused path (``microgpt.fused``): one float64 array of parameters and
-  one of gradients, Adam's two moments, and per step the tensors of one
-  document (``block_size`` positions at most): each operation's output and,
+  one of gradients, Adam's two moments, and per step the tensors of its
+  documents (one, or ``batch_size``; ``block_size`` positions at most
+  each): each operation's output and,
   in the backward pass, its gradient, attention's saved softmax numerators
   (positions x heads x positions), the loss's saved exps, the index arrays
   of the embeddings, the loss and the linear layers' visit orders, and the
@@ -27,11 +28,12 @@ True
 - the scalar path (``--exact``, and everything under MICROGPT_PUREPYTHON=1,
   ``microgpt.model``): one ``Value`` per parameter, Adam's two lists of
   floats, and per step microgpt.py's graph, one ``Value`` per float
-  operation (``graph_values`` counts them from the model's code).
+  operation (``graph_values`` counts them from the model's code, and
+  ``batch_values`` those of a batch).
 
 The previous step's graph is still alive while the next one is built (the
 training loop's ``loss`` holds it), so a step's peak depends on the
-document before it as well as its own: given the documents' lengths in
+documents before it as well as its own: given the documents' lengths in
 training order, the estimate takes the step and the one before it that
 need the most. The bytes per
 Value and the other constants were measured (peak RSS, CPython 3.11,
@@ -45,7 +47,7 @@ takes the middle, 455.
 from .sysmem import Available, available, format_bytes
 
 __all__ = ["Estimate", "Available", "needed", "available", "parameter_count",
-           "graph_values", "sampling_values", "format_bytes"]
+           "graph_values", "batch_values", "sampling_values", "format_bytes"]
 
 DOUBLE = 8                      # a float64, and a ptrdiff_t index
 TENSOR_OVERHEAD = 256           # a fused Tensor object and its small allocations
@@ -100,6 +102,16 @@ def graph_values(config, positions):
             + n + 3)                                     # the mean of the losses
 
 
+def batch_values(config, lengths):
+    """The Values of the graph of a batch's loss, documents of `lengths`
+    positions (a dict of {positions: documents}): each document's graph,
+    and their mean, (1 / B) * sum(doc_losses): B sums, a mean's product
+    and the two numbers it meets (0 and 1 / B)."""
+    documents = sum(lengths.values())
+    values = sum(count * graph_values(config, m) for m, count in lengths.items())
+    return values if documents == 1 else values + documents + 3
+
+
 def sampling_values(config, positions):
     """The most Values alive while one sample of `positions` tokens is drawn:
     what the KV cache keeps of each position (the layers but the last whole,
@@ -134,15 +146,18 @@ def _graph_sizes(config):
     }
 
 
-def _fused_step(config, n):
-    """Bytes of one step's tensors on the fused path, for n positions:
+def _fused_step(config, lengths):
+    """Bytes of one step's tensors on the fused path, for documents of
+    `lengths` positions ({positions: documents}, all in one tensor each):
     (forward, gradients), the index arrays counted with the forward."""
     V, C, H, L = config.vocab_size, config.n_embd, config.n_head, config.n_layer
-    forward = (4 * n * C + 2 * n                         # embeddings, their sum, rmsnorm
-               + L * (18 * n * C + H * n * n + 2 * H * n + 4 * n)
-               + 2 * n * V + 2 * n + 1                   # lm_head, the loss's exps
-               + 3 * n + n * V + L * 3 * n * C)          # ids, targets, visit orders
-    gradients = 4 * n * C + L * 18 * n * C + n * V + 1
+    forward = gradients = 0
+    for n, count in lengths.items():
+        forward += count * (4 * n * C + 2 * n                  # embeddings, their sum, rmsnorm
+                            + L * (18 * n * C + H * n * n + 2 * H * n + 4 * n)
+                            + 2 * n * V + 2 * n + 1             # lm_head, the loss's exps
+                            + 3 * n + n * V + L * 3 * n * C)    # ids, targets, visit orders
+        gradients += count * (4 * n * C + L * 18 * n * C + n * V + 1)
     tensors = 6 + 13 * L
     return DOUBLE * forward + TENSOR_OVERHEAD * tensors, DOUBLE * gradients
 
@@ -173,14 +188,15 @@ def _fused_sampling(config, n):
     return DOUBLE * doubles + TENSOR_OVERHEAD * (n * (8 + 13 * (L - 1)) + 15)
 
 
-def needed(config, path, positions, steps, samples, lengths=None, threads=1):
+def needed(config, path, positions, steps, samples, lengths=None, threads=1, batch_size=1):
     """The memory a run needs beyond what the process holds when it asks:
     an Estimate. path is "fused", or the scalar path's engine, "compiled" or
     "python"; positions is the longest document's (at most block_size);
     lengths, if given, each training document's positions in the order the
-    steps take them (else every step has `positions`; the two longest, in
-    either order, give a bound for any order); threads, the kernels'
-    threads (microgpt.fused.set_threads).
+    steps take them (else every document has `positions`; the two longest,
+    in either order, give a bound for any order of single documents, the
+    longest alone for batches); threads, the kernels' threads
+    (microgpt.fused.set_threads); batch_size, the documents of a step.
 
     The parameters live throughout; Adam's moments (made even for 0 steps)
     and the training steps' graphs until training ends; then the samples'.
@@ -188,22 +204,24 @@ def needed(config, path, positions, steps, samples, lengths=None, threads=1):
     to block_size, but a trained model ends it as its documents end."""
     block = config.block_size
     n = max(1, min(positions, block))
-    lengths = [max(1, min(m, block)) for m in lengths[:max(1, steps)]] if lengths else [n]
+    lengths = [max(1, min(m, block)) for m in lengths] if lengths else [n]
+    batches = _batches(lengths, steps, batch_size)
     P = parameter_count(config)
     if path == "fused":
         from .fused import KEPT_AT_LEAST, kernel_isa
         isa = kernel_isa()
-        sizes = {m: _fused_step(config, m) for m in set(lengths)}
+        sizes = {batch: _fused_step(config, dict(batch)) for batch in set(batches)}
 
-        def alone(m):           # a step's tensors and their gradients
-            return sum(sizes[m])
+        def alone(b):           # a step's tensors and their gradients
+            return sum(sizes[b])
 
-        def after(k, m):        # the graph before (and its gradients) lives until
-            return max(alone(k) + sizes[m][0], alone(m))    # this one's forward is done
+        def after(a, b):        # the graph before (and its gradients) lives until
+            return max(alone(a) + sizes[b][0], alone(b))    # this one's forward is done
         # the memory kept for the tensors holds on to the most they took at once
-        # (or KEPT_AT_LEAST), the kernels' to their largest work space
-        step = _training_peak(alone, after, lengths, steps, KEPT_AT_LEAST) + \
-            max(_work_space(config, m, threads, isa) for m in sizes) if steps else 0
+        # (or KEPT_AT_LEAST), the kernels' to their largest work space (a
+        # document at a time)
+        step = _training_peak(alone, after, batches, steps, KEPT_AT_LEAST) + \
+            max(_work_space(config, m, threads, isa) for m in set(lengths)) if steps else 0
         training = P * 2 * DOUBLE + step                   # Adam's m and v
         sampling = _fused_sampling(config, n) if samples else 0
         model = P * 2 * DOUBLE                              # values and gradients
@@ -211,11 +229,11 @@ def needed(config, path, positions, steps, samples, lengths=None, threads=1):
     else:
         size = SCALAR[path]
         values = graph_values(config, n)
-        counts = {m: graph_values(config, m) for m in set(lengths)}
+        counts = {batch: batch_values(config, dict(batch)) for batch in set(batches)}
         graph, backward = size["value"], size["value"] + size["backward"]
-        step = _training_peak(lambda m: counts[m] * backward,
-                              lambda k, m: counts[k] * graph + counts[m] * backward,
-                              lengths, steps)
+        step = _training_peak(lambda b: counts[b] * backward,
+                              lambda a, b: counts[a] * graph + counts[b] * backward,
+                              batches, steps)
         training = P * (SCALAR_ADAM if steps else 2 * DOUBLE) + step   # [0.0] * P, twice
         sampling = sampling_values(config, n) * size["value"] if samples else 0
         model = P * size["parameter"]
@@ -223,15 +241,37 @@ def needed(config, path, positions, steps, samples, lengths=None, threads=1):
     return Estimate(path, P, total, step, values)
 
 
-def _training_peak(alone, after, lengths, steps, kept=0):
-    """The most a training step's tensors take: alone(m) bytes for the first,
-    of m positions, and after(k, m) for one of m after one of k, whose graph
-    is still alive; at least `kept`. Step s trains on lengths[s %
-    len(lengths)]: past len(lengths) steps the pairs repeat."""
+def _batches(lengths, steps, batch_size):
+    """The documents of each step, as far as they differ: step s trains on
+    lengths[(s * batch_size + b) % len(lengths)] for b in range(batch_size),
+    each step's as a sorted tuple of (positions, documents). Past
+    len(lengths) / gcd(len(lengths), batch_size) steps they repeat, so at
+    most one more than that is listed."""
+    import math
+    count = len(lengths)
+    period = count // math.gcd(count, batch_size)
+    whole, rest = divmod(batch_size, count)
+    every = dict.fromkeys(lengths, 0)          # the documents of each whole round
+    for m in lengths:
+        every[m] += whole
+    batches = []
+    for s in range(min(max(1, steps), period + 1)):
+        documents = dict(every)
+        begin = s * batch_size % count
+        for b in range(rest):
+            documents[lengths[(begin + b) % count]] += 1
+        batches.append(tuple(sorted((m, k) for m, k in documents.items() if k)))
+    return batches
+
+
+def _training_peak(alone, after, batches, steps, kept=0):
+    """The most a training step's tensors take: alone(b) bytes for the first,
+    of documents b, and after(a, b) for one of b after one of a, whose graph
+    is still alive; at least `kept`. batches: the steps' documents, as
+    _batches lists them (the steps after them repeat their pairs)."""
     if not steps:
         return 0
-    count = len(lengths)
-    most = max(alone(lengths[0]), kept)
-    for s in range(1, min(steps, count + 1)):
-        most = max(most, after(lengths[(s - 1) % count], lengths[s % count]))
+    most = max(alone(batches[0]), kept)
+    for s in range(1, len(batches)):
+        most = max(most, after(batches[s - 1], batches[s]))
     return most

@@ -176,6 +176,13 @@ class GPT:
         loss = (1 / n) * sum(losses)
         return loss
 
+    def batch_loss(self, batch):
+        """The mean of the loss() of each tokenized document of batch: the
+        loss of a training step on several documents."""
+        doc_losses = [self.loss(tokens) for tokens in batch]
+        loss = (1 / len(batch)) * sum(doc_losses)
+        return loss
+
     def optimizer(self, learning_rate, beta1=0.9, beta2=0.95, eps_adam=1e-8):
         """microgpt.py's Adam over the parameters."""
         return Adam(self.params, learning_rate, beta1, beta2, eps_adam)

@@ -30,6 +30,7 @@ class Recipe:
         # training (microgpt.train.train)
         "num_steps", "learning_rate", "beta1", "beta2", "eps_adam",
         "lr_schedule",          # one of SCHEDULES
+        "batch_size",           # documents a step: 1 is microgpt.py's, more their mean loss
         # the run
         "seed", "num_samples", "temperature",
         "step_end",             # what ends each "step ... | loss ..." line
@@ -51,6 +52,7 @@ class Recipe:
     beta2: float
     eps_adam: float
     lr_schedule: str
+    batch_size: int
     seed: int
     num_samples: int
     temperature: float
@@ -77,7 +79,8 @@ class Recipe:
     def training(self):
         """microgpt.train.train's keyword arguments: the optimizer and its schedule."""
         return dict(learning_rate=self.learning_rate, beta1=self.beta1, beta2=self.beta2,
-                    eps_adam=self.eps_adam, lr_schedule=self.lr_schedule)
+                    eps_adam=self.eps_adam, lr_schedule=self.lr_schedule,
+                    batch_size=self.batch_size)
 
     def replace(self, **changes):
         """A copy with some settings changed: the name says it is changed."""
@@ -104,7 +107,7 @@ class Recipe:
         return f"Recipe({self.name!r}, {settings})"
 
     def _check(self):
-        for field in ("n_embd", "n_head", "n_layer", "block_size"):
+        for field in ("n_embd", "n_head", "n_layer", "block_size", "batch_size"):
             _require(_is_int(getattr(self, field)) and getattr(self, field) > 0, field,
                      "a positive integer")
         _require(self.n_embd % self.n_head == 0, "n_embd", f"divisible by n_head ({self.n_head})")
@@ -152,7 +155,7 @@ V1 = Recipe(
     n_embd=16, n_head=4, n_layer=1, block_size=8,
     init_std=0.02, zero_init_proj=True, activation="relu2",
     num_steps=500, learning_rate=0.01, beta1=0.9, beta2=0.95, eps_adam=1e-8,
-    lr_schedule="cosine",
+    lr_schedule="cosine", batch_size=1,
     seed=42, num_samples=20, temperature=0.5,
     step_end="\n", inference_header="--- inference ---",
 )
@@ -163,7 +166,7 @@ V2 = Recipe(
     n_embd=16, n_head=4, n_layer=1, block_size=16,
     init_std=0.08, zero_init_proj=False, activation="relu",
     num_steps=1000, learning_rate=0.01, beta1=0.85, beta2=0.99, eps_adam=1e-8,
-    lr_schedule="linear",
+    lr_schedule="linear", batch_size=1,
     seed=42, num_samples=20, temperature=0.5,
     step_end="\r", inference_header="--- inference (new, hallucinated names) ---",
 )

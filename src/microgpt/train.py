@@ -3,7 +3,8 @@ microgpt.py's training loop, its Adam optimizer and its sampling loop.
 
 The model is ``microgpt.model.GPT`` (exact, on scalar Values) or
 ``microgpt.fused.FusedGPT`` (fast), or anything with their interface:
-``config``, ``loss(tokens)`` with ``.backward()`` and ``.data``,
+``config``, ``loss(tokens)`` (and, for batches, ``batch_loss(batch)``) with
+``.backward()`` and ``.data``,
 ``optimizer(learning_rate, beta1, beta2, eps_adam)`` with ``.step(step, lr_t)``, ``empty_cache()``
 and ``next_token_weights(...)``.
 """
@@ -46,10 +47,15 @@ SCHEDULES = {"cosine": cosine_decay, "linear": linear_decay}
 
 
 def train(model, docs, tokenizer, num_steps, learning_rate=1e-2, beta1=0.9, beta2=0.95,
-          eps_adam=1e-8, lr_schedule="cosine", start=0, optimizer=None, observe=None):
+          eps_adam=1e-8, lr_schedule="cosine", start=0, optimizer=None, observe=None,
+          batch_size=1):
     """Train on one document per step, in order, with Adam and a decay of
     the learning rate over num_steps (one of SCHEDULES, or a function like
     them); yield each step's loss. The defaults are microgpt.py's first revision.
+
+    With batch_size B > 1, step k trains on the B documents from k * B on
+    (wrapping around), on the mean of their losses (model.batch_loss): the
+    loss yielded is that mean. B = 1 is microgpt.py's step.
 
     To carry on a run from step `start`, pass the optimizer it used (made by
     model.optimizer, holding its moments): the steps from start on are those
@@ -60,9 +66,14 @@ def train(model, docs, tokenizer, num_steps, learning_rate=1e-2, beta1=0.9, beta
     if optimizer is None:
         optimizer = model.optimizer(learning_rate, beta1, beta2, eps_adam)
     for step in range(start, num_steps):
-        doc = docs[step % len(docs)]
-        tokens = tokenizer.encode(doc)
-        loss = model.loss(tokens)
+        if batch_size == 1:
+            doc = docs[step % len(docs)]
+            tokens = tokenizer.encode(doc)
+            loss = model.loss(tokens)
+        else:
+            batch = [tokenizer.encode(docs[(step * batch_size + b) % len(docs)])
+                     for b in range(batch_size)]
+            loss = model.batch_loss(batch)
         loss.backward()
         lr_t = decay(learning_rate, step, num_steps)
         if observe is not None:

@@ -49,7 +49,7 @@ def check_vocabulary(flag, word, characters, where):
 
 
 def check_memory(config, path, positions, steps, samples, at_least=False, lengths=None,
-                 threads=1):
+                 threads=1, batch_size=1):
     """Raise NotEnoughMemory if the run's estimate (microgpt.memory.needed)
     exceeds what is available."""
     from ..errors import NotEnoughMemory
@@ -57,7 +57,7 @@ def check_memory(config, path, positions, steps, samples, at_least=False, length
     have = memory.available()
     if have is None:                # nothing to go by (not Linux): do not refuse
         return
-    need = memory.needed(config, path, positions, steps, samples, lengths, threads)
+    need = memory.needed(config, path, positions, steps, samples, lengths, threads, batch_size)
     if need.total > have.total:
         raise NotEnoughMemory(
             f"this run needs {'at least' if at_least else 'about'} "

@@ -65,7 +65,10 @@ def check_log(records, ck, log, checkpoint):
     from ..errors import DataError
     start = records[0]
     other = None
-    if start.get("settings") != ck.recipe.settings():
+    settings = start.get("settings")
+    if isinstance(settings, dict) and "batch_size" not in settings:
+        settings = {**settings, "batch_size": 1}    # a log from before the setting
+    if settings != ck.recipe.settings():
         other = "their settings differ"
     elif start.get("text_sha256", ck.text_sha256) != ck.text_sha256 or \
             start.get("vocab_size", len(ck.vocabulary) + 1) != len(ck.vocabulary) + 1:

@@ -61,8 +61,10 @@ def build_parser(prog=None):
     parser.add_argument("--input", metavar="FILE",
                         help="UTF-8 text file, one document per line; - reads standard input "
                              "(default: names.txt)")
-    setting("--steps", "num_steps", "training steps, one document each", type=step_count,
-            metavar="N")
+    setting("--steps", "num_steps", "training steps, --batch-size documents each",
+            type=step_count, metavar="N")
+    setting("--batch-size", "batch_size", "documents a step trains on, the mean of their "
+            "losses; 1 is microgpt.py's step", type=number("positive"), metavar="B")
     setting("--n-embd", "n_embd", "embedding width", type=number("positive"))
     setting("--n-head", "n_head", "attention heads (must divide --n-embd)", type=number("positive"))
     setting("--n-layer", "n_layer", "transformer blocks", type=number("positive"))
@@ -238,7 +240,7 @@ def preflight(recipe, args, parser, path):
     check = not args.no_memory_check
     if check:       # before the data, with the smallest vocabulary: no reading for nothing
         check_memory(recipe.config(2), path, 1, recipe.num_steps, recipe.num_samples,
-                     at_least=True)
+                     at_least=True, batch_size=recipe.batch_size)
     if args.input is not None:
         text = load_text(args.input)
     elif ck is not None:
@@ -251,13 +253,14 @@ def preflight(recipe, args, parser, path):
     if args.val_docs >= len(text.docs):
         raise DataError(f"--val-docs {args.val_docs} leaves no documents to train on "
                         f"({text.name} has {len(text.docs)})")
-    if check:       # the two longest documents: a bound for any order of them
-        from heapq import nlargest
+    if check:       # the two longest documents: a bound for any order of them (for
+        from heapq import nlargest      # batches, steps of the longest only)
         longest = nlargest(2, map(len, text.docs))
         check_memory(recipe.config(len(text.characters) + 1), path, longest[0] + 1,
                      recipe.num_steps, recipe.num_samples,
-                     lengths=[n + 1 for n in longest],
-                     threads=args.threads if path == "fused" else 1)
+                     lengths=[n + 1 for n in longest[:1 if recipe.batch_size > 1 else 2]],
+                     threads=args.threads if path == "fused" else 1,
+                     batch_size=recipe.batch_size)
     return ck, text
 
 
