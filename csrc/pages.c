@@ -6,7 +6,15 @@
  * whose documents vary in length asks for ever other sizes, and the holes
  * its freed blocks leave in the heap keep the process's memory above the
  * most its tensors use at once (microgpt.memory's estimate).
+ *
+ * Tensors of steps that differ a little in size (batches of documents of
+ * other lengths) reuse each other's blocks through pages_resize: on Linux,
+ * mremap keeps the pages both sizes share, and a step does not fault its
+ * tensors' pages in anew each time.
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE             /* mremap */
+#endif
 #include "pages.h"
 
 #ifdef _WIN32
@@ -21,6 +29,12 @@ void pages_free(void *p, size_t size)
 {
     (void)size;
     free(p);
+}
+
+void *pages_resize(void *p, size_t old_size, size_t new_size)
+{
+    (void)p, (void)old_size, (void)new_size;
+    return NULL;
 }
 #else
 #include <sys/mman.h>
@@ -39,5 +53,16 @@ void pages_free(void *p, size_t size)
 {
     if (p != NULL)
         munmap(p, size);
+}
+
+void *pages_resize(void *p, size_t old_size, size_t new_size)
+{
+#ifdef __linux__
+    void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+    return q == MAP_FAILED ? NULL : q;
+#else
+    (void)p, (void)old_size, (void)new_size;
+    return NULL;
+#endif
 }
 #endif

@@ -4,6 +4,7 @@ cdef extern from "pages.h":
     const size_t PAGES_LARGE
     void *pages_alloc(size_t size) noexcept nogil
     void pages_free(void *p, size_t size) noexcept nogil
+    void *pages_resize(void *p, size_t old_size, size_t new_size) noexcept nogil
 
 cdef extern from "fused.h":
     const char *fused_kernel_isa() noexcept nogil

@@ -102,15 +102,30 @@ cdef Py_ssize_t _release_kept() noexcept:
     return released
 
 
+cdef inline Py_ssize_t _block_doubles(Py_ssize_t n) noexcept:
+    """The doubles of the block that holds n: n itself for the C library's
+    blocks; for pages of their own, n rounded up to the next of eight steps
+    between powers of two (at most 1/8 more), so that the tensors of steps
+    whose sizes differ a little (batches of documents of other lengths)
+    reuse each other's blocks instead of faulting in new pages."""
+    cdef Py_ssize_t step = 1
+    if <size_t>n * sizeof(double) < PAGES_LARGE:
+        return n
+    while step <= n >> 3:       # the power of two step * 4 <= n < step * 8
+        step <<= 1
+    return (n + step - 1) // step * step
+
+
 cdef double *_matrix(Py_ssize_t n, bint zero) except NULL:
     """n doubles for a tensor, zeroed or not: a kept block of that size if
     there is one, else new memory."""
     global _kept_bytes, _used_bytes, _most_used
     cdef _Kept *kept
-    cdef Py_ssize_t nbytes
+    cdef Py_ssize_t nbytes, used = n
     cdef double *p
-    if n < 0 or max(n, 1) > (PY_SSIZE_T_MAX - _most_used) // <Py_ssize_t>sizeof(double):
+    if n < 0 or max(n, 1) > (PY_SSIZE_T_MAX - _most_used) // <Py_ssize_t>sizeof(double) // 2:
         raise MemoryError(f"{n} doubles are too many")
+    n = _block_doubles(n)
     nbytes = max(n, 1) * <Py_ssize_t>sizeof(double)
     kept = _kept_of(n) if n >= 1 else NULL
     if kept != NULL and kept.first != NULL:
@@ -118,17 +133,52 @@ cdef double *_matrix(Py_ssize_t n, bint zero) except NULL:
         kept.first = (<void **>p)[0]
         _kept_bytes -= nbytes
         if zero:
-            memset(p, 0, nbytes)
+            memset(p, 0, max(used, 1) * sizeof(double))
     else:
+        # a kept block of pages of another size, resized, if there is one
+        p = _resized_kept(n) if <size_t>nbytes >= PAGES_LARGE else NULL
         # room first, then the block: at no moment more than the most in use
         # (_used_bytes + _kept_bytes <= _most_used: the sums do not overflow)
         if _used_bytes + nbytes + _kept_bytes > max(_most_used, _used_bytes + nbytes):
             _free_kept(_used_bytes + nbytes + _kept_bytes
                        - max(_most_used, _used_bytes + nbytes))
-        p = _alloc(n, zero) if <size_t>nbytes < PAGES_LARGE else _pages(nbytes)
+        if p == NULL:
+            p = _alloc(n, zero) if <size_t>nbytes < PAGES_LARGE else _pages(nbytes)
+        elif zero:
+            memset(p, 0, max(used, 1) * sizeof(double))
     _used_bytes += nbytes
     _most_used = max(_most_used, _used_bytes)
     return p
+
+
+cdef double *_resized_kept(Py_ssize_t n) noexcept:
+    """A kept block of pages, taken from the kept ones and resized to n
+    doubles (the one nearest that size: the fewest pages given back or
+    faulted in), or NULL if none is kept or the system cannot resize it
+    (the block is then freed)."""
+    global _kept_bytes
+    cdef Py_ssize_t i, best = -1, size
+    cdef void *p
+    cdef void *q
+    for i in range(_SIZES):
+        size = _kept[i].n
+        if _kept[i].first == NULL or <size_t>size * sizeof(double) < PAGES_LARGE:
+            continue
+        if best < 0 or abs(size - n) < abs(_kept[best].n - n):
+            best = i
+    if best < 0:
+        return NULL
+    p = _kept[best].first
+    _kept[best].first = (<void **>p)[0]
+    size = _kept[best].n * <Py_ssize_t>sizeof(double)
+    _kept_bytes -= size
+    PyTraceMalloc_Untrack(_TRACE_DOMAIN, <size_t>p)
+    q = pages_resize(p, size, n * sizeof(double))
+    if q == NULL:
+        pages_free(p, size)
+        return NULL
+    PyTraceMalloc_Track(_TRACE_DOMAIN, <size_t>q, n * sizeof(double))
+    return <double *>q
 
 
 cdef Py_ssize_t _doubles_for(Py_ssize_t n) except -1:
@@ -167,9 +217,11 @@ cdef void _unmatrix(double *p, Py_ssize_t n) noexcept:
     """Give back a block of n doubles from _matrix: kept, or freed."""
     global _kept_bytes, _used_bytes
     cdef _Kept *kept
-    cdef Py_ssize_t nbytes = max(n, 1) * <Py_ssize_t>sizeof(double)
+    cdef Py_ssize_t nbytes
     if p == NULL:
         return
+    n = _block_doubles(n)
+    nbytes = max(n, 1) * <Py_ssize_t>sizeof(double)
     _used_bytes -= nbytes
     kept = _kept_of(n) if n >= 1 else NULL
     if kept == NULL:
