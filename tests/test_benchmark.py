@@ -338,3 +338,47 @@ def test_compare_builds_times_two_builds_side_by_side():
     for row in report["rows"]:
         assert row["ran"] == ["portable", "portable"]
         assert row["ms_0"] > 0 and row["ratio_1"] == pytest.approx(row["ms_1"] / row["ms_0"])
+
+
+@needs_compiled
+def test_quality_runs_are_the_runs_they_say(names_txt):
+    from microgpt.benchmark.quality import (QUALITY_BATCHES, QUALITY_SIZES, QUALITY_VAL_DOCS,
+                                            SAMPLES, SAMPLING_STEPS, quality_recipe)
+    result = harness("--quick", "--input", str(names_txt), "--only", "quality_1s",
+                     "sample_tokens_per_s")
+    assert result.returncode == 0, result.stderr
+    quality, sampling = json.loads(result.stdout)["benchmarks"]
+    assert (quality["name"], quality["backend"]) == ("quality_1s", "fused")
+    runs = quality["runs"]
+    assert [(r["n_embd"], r["n_layer"], r["block_size"], r["batch_size"]) for r in runs] == \
+        [size + (b,) for size in QUALITY_SIZES for b in QUALITY_BATCHES]
+    for r in runs:
+        assert r["steps"] >= 1 and r["seconds"] > 0
+        assert r["docs_per_s"] == pytest.approx(r["steps"] * r["batch_size"] / r["seconds"])
+    assert quality["best"] == min(runs, key=lambda r: r["val_loss"])
+    assert quality["result"] == quality["best"]["val_loss"]
+    assert quality["val_docs"] == QUALITY_VAL_DOCS and quality["budget_seconds"] == 0.05
+    # the held-out loss is that of the run of the same settings, bit for bit
+    first = runs[0]
+    from microgpt.data import load_text
+    run = microgpt.Run(load_text(names_txt), quality_recipe(
+        first["n_embd"], first["n_layer"], first["block_size"], first["batch_size"],
+        first["steps"]), val_docs=QUALITY_VAL_DOCS)
+    list(run)
+    assert run.evaluate() == first["val_loss"]
+    # sampling: the first names of a model trained as it says, and their tokens
+    trained = microgpt.Run(load_text(names_txt), quality_recipe(16, 1, 16, 16, SAMPLING_STEPS))
+    list(trained)
+    names = trained.model.sample(SAMPLES, seed=42)
+    assert sampling["result"] == names[:3]
+    assert sampling["iterations"] == sum(min(len(n) + 1, 16) for n in names)
+    assert sampling["tokens_per_s"] == sampling["ops_per_sec"] > 0
+
+
+@needs_compiled
+def test_quality_needs_more_documents_than_it_holds_out(tmp_path):
+    (tmp_path / "few.txt").write_text("ab\ncd\n" * 100)
+    result = harness("--quick", "--input", str(tmp_path / "few.txt"), "--only", "quality_1s")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.endswith("quality_1s holds out 1000 documents and trains on the "
+                                  "others: the input has only 200\n"), result.stderr

@@ -130,7 +130,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.list:
         for name, bench in BENCHMARKS.items():
-            print(f"{name:18s} {bench.description}")
+            print(f"{name:20s} {bench.description}")
         return 0
     if args.repeat is not None and args.repeat < 1:
         parser.error(f"--repeat must be at least 1, not {args.repeat}")

@@ -394,11 +394,6 @@ BENCHMARKS = {
 }
 
 
-# Fused backend only: the bigger models take minutes a step on the scalar
-# graph, and the probe measures what the fused kernels could reach.
-FUSED_ONLY = [name for name, bench in BENCHMARKS.items() if bench.fused_only]
-
-
 def measure(workload, repeats, warmup):
     """Time `repeats` runs of the workload (after `warmup` untimed ones), in
     ms; and what the last run returned."""
@@ -410,3 +405,24 @@ def measure(workload, repeats, warmup):
         result = workload()
         times.append((time.perf_counter() - start) * 1e3)
     return times, result
+
+
+# Time to quality (benchmark/quality.py builds on Benchmark and measure, above).
+from .quality import QUALITY_SECONDS, Quality, Sampling  # noqa: E402
+
+BENCHMARKS.update({
+    "quality_1s": Quality(
+        f"recipe v2 at n_embd 16, 32 and 64 (4 heads, 1 layer, block 16), batch sizes 1, 4, "
+        f"16 and 32, each trained for the steps that fit in {QUALITY_SECONDS:g} s (chosen "
+        "from a measured step rate; --quick or --repeat 1: 0.05 s): runs lists each run's "
+        "held-out loss (the last 1000 shuffled names), steps, docs_per_s and seconds; the "
+        "result is the best held-out loss"),
+    "sample_tokens_per_s": Sampling(
+        "200 names sampled (seed 42, temperature 0.5) from recipe v2 trained 300 steps of "
+        "batch 16: tokens drawn a second (iterations: the tokens of a run)", 5),
+})
+
+# Fused backend only: the bigger models take minutes a step on the scalar
+# graph, the probe measures what the fused kernels could reach, and time to
+# quality is the fast path's.
+FUSED_ONLY = [name for name, bench in BENCHMARKS.items() if bench.fused_only]
