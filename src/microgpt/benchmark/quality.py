@@ -35,13 +35,13 @@ def quality_recipe(n_embd, n_layer, block_size, batch_size, num_steps):
 
 
 def steps_that_fit(text, recipe, seconds, val_docs):
-    """How many steps of recipe take about `seconds`: the median step time
-    of an untimed run of PROBE_SECONDS (at least 3 steps), the steps it had
-    time for taken as they come."""
+    """How many steps of recipe take about `seconds`: from the median step
+    time of PROBE_SECONDS of steps (at least 3), after 3 untimed ones."""
     from microgpt.run import Run
     run = Run(text, recipe.replace(num_steps=10 ** 9), val_docs=val_docs)
     times, steps = [], iter(run)
-    next(steps)                                 # the first step allocates
+    for _ in range(3):          # the first steps allocate (and start the threads)
+        next(steps)
     start = time.perf_counter()
     while len(times) < 3 or time.perf_counter() - start < PROBE_SECONDS:
         begin = time.perf_counter()
