@@ -382,3 +382,21 @@ def test_quality_needs_more_documents_than_it_holds_out(tmp_path):
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.endswith("quality_1s holds out 1000 documents and trains on the "
                                   "others: the input has only 200\n"), result.stderr
+
+
+@needs_compiled
+def test_batch_rate_times_each_batch_size_against_the_first():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "batch_rate.py"), "--rounds", "2",
+         "--docs", "40", "--sizes", "16x1x16,8x2x8", "--batches", "1,4", "--json"],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["about"]["rounds"] == 2 and report["about"]["threads"] == 1
+    from microgpt.fused import kernel_isa
+    assert report["about"]["isa"] == kernel_isa()
+    assert list(report["table"]) == ["16x1x16", "8x2x8"]
+    for row in report["table"].values():
+        assert list(row) == ["1", "4"]
+        assert row["1"]["vs_batch_1"] == 1.0
+        assert row["1"]["docs_per_s"] > 0 and row["4"]["docs_per_s"] > 0

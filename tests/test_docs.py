@@ -60,6 +60,8 @@ NOT_RUN = {
     "python benchmarks/value_step.py --json": "half a minute; benchmarks.md runs it shortened",
     "python benchmarks/compare_builds.py": "needs two builds, each installed in a virtual "
                                            "environment; test_benchmark.py runs it on one, twice",
+    "python benchmarks/batch_rate.py": "a minute; performance.md runs it shortened, "
+                                        "test_benchmark.py checks its table",
     "python tests/tools/mutants.py": "rebuilds and tests the project once per mutant: half an hour",
 }
 
