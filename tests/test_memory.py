@@ -240,6 +240,8 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 300)
 
 @pytest.mark.skipif(microgpt.BACKEND != "compiled", reason="the fused path is compiled")
 @pytest.mark.skipif(sys.platform != "linux", reason="mremap resizes the kept blocks")
+@pytest.mark.skipif("LD_PRELOAD" in os.environ or "PYTHONMALLOC" in os.environ,
+                    reason="another allocator (the sanitizers') faults in pages of its own")
 def test_batches_of_other_sizes_reuse_the_pages_of_the_kept_blocks():
     # a step's blocks of pages (16 KiB and more), whose sizes change with
     # the batch's positions, come from the kept ones resized, not as new
