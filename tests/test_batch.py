@@ -18,8 +18,7 @@ import microgpt
 from microgpt import checkpoint, random
 from microgpt.data import Tokenizer
 from microgpt.engine import Value as PureValue
-from microgpt.memory import batch_values, graph_values
-from microgpt.model import GPT, Config
+from microgpt.model import GPT
 from microgpt.recipe import V1, V2
 from microgpt.train import train
 
@@ -125,28 +124,6 @@ def test_the_steps_take_the_documents_in_order_wrapping_around():
     expected = [docs[i % 5] for i in range(12)]
     assert [tokenizer.decode(tokens[1:-1]) for batch in seen for tokens in batch] == expected
     assert [len(batch) for batch in seen] == [4, 4, 4]
-
-
-@pytest.mark.parametrize("lengths", [[3], [3, 1, 5], [2, 2, 2, 2]])
-def test_batch_values_counts_the_batch_graph(lengths):
-    config = Config(9, 8, 2, 2, 6)
-    model = GPT(config, random.Random(2), Value=PureValue)
-    rng = random.Random(4)
-    batch = [[rng.randrange(config.vocab_size) for _ in range(m + 1)] for m in lengths]
-    loss = model.batch_loss(batch) if len(batch) > 1 else model.loss(batch[0])
-    seen, stack = {id(loss)}, [loss]
-    while stack:
-        for child in stack.pop()._children:
-            if id(child) not in seen:
-                seen.add(id(child))
-                stack.append(child)
-    params = {id(p) for p in model.params}
-    counts = {}
-    for m in lengths:
-        counts[m] = counts.get(m, 0) + 1
-    assert len(seen - params) == batch_values(config, counts)
-    if len(lengths) == 1:
-        assert batch_values(config, counts) == graph_values(config, lengths[0])
 
 
 # -- the fused operations' lengths -------------------------------------------------

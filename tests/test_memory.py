@@ -12,7 +12,7 @@ import microgpt
 from microgpt import memory
 from microgpt.data import Tokenizer
 from microgpt.engine import Value as PureValue
-from microgpt.memory import graph_values, needed
+from microgpt.memory import batch_values, graph_values, needed
 from microgpt.model import GPT, Config
 from microgpt.train import sample, train
 
@@ -45,6 +45,21 @@ def test_graph_values_counts_microgpt_py_graph(sizes, positions, activation):
     assert len(model.params) == memory.parameter_count(config)
     tokens = [stdlib_random.Random(2).randrange(config.vocab_size) for _ in range(positions + 1)]
     assert graph_size(model.loss(tokens), model.params) == graph_values(config, positions)
+
+
+@pytest.mark.parametrize("lengths", [[3], [3, 1, 5], [2, 2, 2, 2]])
+def test_batch_values_counts_the_batch_graph(lengths):
+    config = Config(9, 8, 2, 2, 6)
+    model = GPT(config, stdlib_random.Random(2), Value=PureValue)
+    rng = stdlib_random.Random(4)
+    batch = [[rng.randrange(config.vocab_size) for _ in range(m + 1)] for m in lengths]
+    loss = model.batch_loss(batch) if len(batch) > 1 else model.loss(batch[0])
+    counts = {}
+    for m in lengths:
+        counts[m] = counts.get(m, 0) + 1
+    assert graph_size(loss, model.params) == batch_values(config, counts)
+    if len(lengths) == 1:
+        assert batch_values(config, counts) == graph_values(config, lengths[0])
 
 
 def paths():
