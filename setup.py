@@ -53,7 +53,8 @@ class BuildExt(build_ext):
 
 
 extensions = [
-    Extension("microgpt._engine", ["src/microgpt/_engine.pyx"], include_dirs=["csrc"]),
+    Extension("microgpt._engine", ["src/microgpt/_engine.pyx", "csrc/slab.c"],
+              include_dirs=["csrc"]),
     Extension("microgpt._random", ["src/microgpt/_random.pyx", "csrc/mt19937.c"],
               include_dirs=["csrc"]),
     Extension("microgpt._fused", ["src/microgpt/_fused.pyx", "csrc/fused.c", "csrc/adam.c",

@@ -307,3 +307,90 @@ def test_deep_chains_of_operators_free():
     x.backward()
     assert x.data == 300_000.0
     del x
+
+
+# -- memory: the compiled Values' slabs ------------------------------------------
+
+compiled = pytest.mark.skipif(microgpt.BACKEND != "compiled", reason="the compiled Value's memory")
+
+
+def values_memory():
+    from microgpt._engine import _memory
+    return _memory()
+
+
+def graph(n):
+    """A graph of about 3 n Values, as a training step makes them."""
+    x = [Value(0.5 + i / n) for i in range(n)]
+    return sum(a * b for a, b in zip(x, reversed(x)))
+
+
+@compiled
+def test_values_come_in_the_order_they_are_made():
+    from microgpt._engine import release_kept_memory
+    release_kept_memory()
+    size = values_memory()["object_size"]
+    made = [Value(float(i)) for i in range(2000)]
+    steps = [id(b) - id(a) for a, b in zip(made, made[1:])]
+    # next to each other but where a slab ends
+    assert steps.count(size) >= len(steps) - len(steps) // values_memory()["per_slab"] - 2
+
+
+@compiled
+def test_a_freed_graph_memory_is_the_next_graphs():
+    loss = graph(20_000)
+    loss.backward()
+    del loss
+    slabs = values_memory()["slabs"]
+    for _ in range(5):
+        loss = graph(20_000)
+        loss.backward()
+        del loss
+        assert values_memory()["slabs"] <= slabs
+
+
+@compiled
+def test_the_holes_of_slabs_half_free_are_filled_before_new_slabs():
+    from microgpt._engine import release_kept_memory
+    made = [Value(float(i)) for i in range(100_000)]
+    kept = made[::10]               # every slab 90 % free
+    del made
+    release_kept_memory()
+    slabs = values_memory()["slabs"]
+    again = [Value(float(i)) for i in range(50_000)]
+    assert values_memory()["slabs"] <= slabs + 1
+    assert [v.data for v in kept] == [float(i) for i in range(0, 100_000, 10)]
+    assert [v.data for v in again] == [float(i) for i in range(50_000)]
+
+
+@compiled
+def test_empty_slabs_kept_are_at_most_those_in_use_and_are_released():
+    from microgpt._engine import release_kept_memory
+    from microgpt import _engine
+    kept = [Value(1.0) for _ in range(200 * 300)]       # about 300 slabs in use
+    made = [Value(2.0) for _ in range(200 * 1000)]
+    del made
+    memory = values_memory()
+    in_use = memory["slabs"] - memory["empty_slabs"]
+    assert memory["empty_slabs"] <= max(64, in_use)
+    assert release_kept_memory() == memory["empty_slabs"] * 16 * 1024
+    assert release_kept_memory() == 0
+    assert values_memory()["empty_slabs"] == 0
+    assert all(v.data == 1.0 for v in kept)
+    assert _engine.release_kept_memory is release_kept_memory
+
+
+@compiled
+def test_tracemalloc_counts_the_values_memory():
+    import tracemalloc
+    from microgpt._engine import release_kept_memory
+    release_kept_memory()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        made = [Value(float(i)) for i in range(100_000)]
+        used = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    size = values_memory()["object_size"]
+    assert len(made) * size < used < len(made) * (size + 16) + 1_000_000   # and the list

@@ -90,6 +90,9 @@ def test_the_estimate_is_what_the_run_allocates(path, steps, samples, batch_size
     if path == "fused":                     # memory earlier tests' tensors left for reuse
         from microgpt.fused import release_kept_memory
         release_kept_memory()
+    if path == "compiled":                  # and earlier tests' Values
+        from microgpt._engine import release_kept_memory
+        release_kept_memory()
     tracemalloc.start()
     try:
         start = tracemalloc.get_traced_memory()[0]

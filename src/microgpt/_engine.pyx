@@ -10,7 +10,7 @@ cimport cython
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from microgpt._pyfloat cimport (PYFLOAT_OK, pyfloat_exp, pyfloat_log, pyfloat_pow,
                                  raise_for)
@@ -20,6 +20,38 @@ cdef extern from "Python.h":
     Py_ssize_t PyTuple_GET_SIZE(PyObject *p)
     double PyFloat_AS_DOUBLE(PyObject *p)
     const Py_ssize_t PY_SSIZE_T_MAX
+    ctypedef struct PyTypeObject:
+        Py_ssize_t tp_basicsize
+    PyObject *PyObject_Init(PyObject *op, PyTypeObject *type)
+    PyObject *PyErr_NoMemory()
+    int PyTraceMalloc_Track(unsigned int domain, size_t ptr, size_t size)
+    int PyTraceMalloc_Untrack(unsigned int domain, size_t ptr)
+
+cdef extern from "slab.h":
+    ctypedef struct slab_pool:
+        size_t object_size
+        size_t per_slab
+        size_t slabs
+        size_t empty_slabs
+    int slab_pool_init(slab_pool *pool, size_t object_size,
+                       void (*on_map)(void *, size_t) noexcept,
+                       void (*on_unmap)(void *) noexcept)
+    void *slab_alloc(slab_pool *pool) noexcept
+    void slab_free(slab_pool *pool, void *p) noexcept
+    size_t slab_release_empty(slab_pool *pool) noexcept
+
+cdef extern from *:
+    """
+    typedef PyObject *(*value_allocfunc)(PyTypeObject *, Py_ssize_t);
+    static void set_allocator(PyObject *type, value_allocfunc alloc, freefunc free_)
+    {
+        ((PyTypeObject *)type)->tp_alloc = alloc;
+        ((PyTypeObject *)type)->tp_free = free_;
+    }
+    """
+    ctypedef PyObject *(*value_allocfunc)(PyTypeObject *, Py_ssize_t) noexcept
+    ctypedef void (*freefunc)(void *) noexcept
+    void set_allocator(object type, value_allocfunc alloc, freefunc free_)
 
 cdef extern from *:
     """
@@ -40,7 +72,6 @@ cdef enum:                  # Value._mark: see "Constructing nodes"
     PASS_1 = 2
 
 @cython.final
-@cython.freelist(64)
 @cython.no_gc
 @cython.auto_pickle(False)
 cdef class Value:
@@ -272,6 +303,55 @@ cdef class Value:
         _depth -= 1
         if _depth == 0:
             _free_set_aside()
+
+
+# Memory ---------------------------------------------------------------------
+#
+# Every Value comes from one slab pool (csrc/slab.c) instead of Python's
+# allocator: a graph then lies in memory in the order it was built, and the
+# backward pass and the freeing of the graph, which walk it nearly in the
+# reverse order, read memory nearly sequentially. The type is final, so
+# every instance is exactly a Value and the type's own slots allocate it.
+
+cdef enum:
+    TRACE_DOMAIN = 0x6d677074   # tracemalloc's domain of the slabs ("mgpt")
+
+cdef slab_pool _values
+
+cdef void _on_map(void *slab, size_t size) noexcept:
+    PyTraceMalloc_Track(TRACE_DOMAIN, <size_t>slab, size)
+
+cdef void _on_unmap(void *slab) noexcept:
+    PyTraceMalloc_Untrack(TRACE_DOMAIN, <size_t>slab)
+
+cdef PyObject *_value_alloc(PyTypeObject *type, Py_ssize_t nitems) noexcept:
+    """The type's tp_alloc: a zeroed object of the type, or NULL and MemoryError."""
+    cdef void *p = slab_alloc(&_values)
+    if p == NULL:
+        return PyErr_NoMemory()
+    memset(p, 0, type.tp_basicsize)
+    return PyObject_Init(<PyObject *>p, type)
+
+cdef void _value_free(void *p) noexcept:
+    slab_free(&_values, p)
+
+if slab_pool_init(&_values, (<size_t>(<PyTypeObject *><PyObject *>Value).tp_basicsize + 15) // 16 * 16,
+                  _on_map, _on_unmap) != 0:
+    raise ImportError("microgpt._engine: no slab pool for a Value's size")
+set_allocator(Value, _value_alloc, _value_free)
+
+
+def release_kept_memory():
+    """Free the memory kept for Values to come (the slabs that freed graphs
+    left empty); returns it, in bytes. (Freed graphs keep no more of it than
+    the Values in use have, or 1 MiB.)"""
+    return slab_release_empty(&_values)
+
+
+def _memory():
+    """The Values' memory, for tests: {object_size, per_slab, slabs, empty_slabs}."""
+    return {"object_size": _values.object_size, "per_slab": _values.per_slab,
+            "slabs": _values.slabs, "empty_slabs": _values.empty_slabs}
 
 
 # Freeing deep graphs --------------------------------------------------------
