@@ -187,6 +187,18 @@ def test_value_step_benchmark_runs():
                                               / report["compiled_ms_per_step"])
 
 
+@pytest.mark.skipif(microgpt.BACKEND != "compiled", reason="compares the compiled Value with the pure one")
+def test_mlp_step_benchmark_runs_both_engines_to_the_same_losses():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "mlp_step.py"),
+                             "--rounds", "2", "--steps", "2", "--json"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr     # (it exits 1 where the losses differ)
+    report = json.loads(result.stdout)
+    assert report["rounds"] == 2 and report["steps_per_round"] == 2
+    assert 0 < report["last_loss"] < 10
+    assert report["compiled_ms_per_step"] > 0 and report["pure_python_ms_per_step"] > 0
+
+
 @pytest.mark.skipif(microgpt.BACKEND != "compiled", reason="all backends need the compiled core")
 def test_backend_all_runs_every_backend():
     result = harness("--backend", "all", "--quick", "--only", "gpt_forward_10", "random_1m")

@@ -58,6 +58,7 @@ NOT_RUN = {
     "./benchmarks/run.sh": "the harness on three backends: many minutes",
     "python benchmarks/torch_step.py": "needs PyTorch, never a dependency",
     "python benchmarks/value_step.py --json": "half a minute; benchmarks.md runs it shortened",
+    "python benchmarks/mlp_step.py --json": "half a minute; benchmarks.md runs it shortened",
     "python benchmarks/compare_builds.py": "needs two builds, each installed in a virtual "
                                            "environment; test_benchmark.py runs it on one, twice",
     "python benchmarks/batch_rate.py": "a minute; performance.md runs it shortened, "
