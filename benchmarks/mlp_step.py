@@ -9,15 +9,11 @@ median over rounds of (pure time / compiled time).
 
     python benchmarks/mlp_step.py [--rounds 7] [--steps 10]
 """
-import argparse
-import json
-import random as stdlib_random
-import statistics
 import sys
-import time
 
 import microgpt
 from microgpt.engine import Value as PureValue
+from value_step import side_by_side     # (this folder is the script's, on sys.path)
 
 
 def make_trainer(Value, random, points=64, hidden=(16, 16)):
@@ -88,50 +84,28 @@ def make_trainer(Value, random, points=64, hidden=(16, 16)):
     return train_step
 
 
-def time_steps(train_step, steps, losses):
-    """Seconds per step over `steps` steps; their losses appended to `losses`."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        losses.append(train_step(len(losses)))
-    return (time.perf_counter() - start) / steps
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds (default 7)")
-    parser.add_argument("--steps", type=int, default=10, help="training steps per round (default 10)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = parser.parse_args(argv)
-    if microgpt.BACKEND != "compiled":
-        parser.error("needs the compiled backend (unset MICROGPT_PUREPYTHON)")
+    losses = {}         # each engine's losses, in order
 
-    compiled_step = make_trainer(microgpt.Value, microgpt.random.Random())
-    pure_step = make_trainer(PureValue, stdlib_random.Random())
-    compiled_losses, pure_losses = [], []
-    compiled, pure = [], []
-    for i in range(args.rounds):
-        compiled.append(time_steps(compiled_step, args.steps, compiled_losses))
-        pure.append(time_steps(pure_step, args.steps, pure_losses))
-        print(f"round {i + 1}: compiled {compiled[-1] * 1e3:7.2f} ms/step   "
-              f"pure Python {pure[-1] * 1e3:7.2f} ms/step   {pure[-1] / compiled[-1]:5.1f}x",
-              file=sys.stderr)
-    if [x.hex() for x in compiled_losses] != [x.hex() for x in pure_losses]:
-        sys.exit("mlp_step.py: the compiled Value's losses differ from the pure-Python one's")
-    result = {
-        "compiled_ms_per_step": statistics.median(compiled) * 1e3,
-        "pure_python_ms_per_step": statistics.median(pure) * 1e3,
-        "speedup": statistics.median(p / c for p, c in zip(pure, compiled)),
-        "rounds": args.rounds,
-        "steps_per_round": args.steps,
-        "last_loss": compiled_losses[-1],
-    }
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"micrograd-style MLP training step, median of {args.rounds} rounds: "
-              f"compiled {result['compiled_ms_per_step']:.2f} ms, "
-              f"pure Python {result['pure_python_ms_per_step']:.2f} ms, "
-              f"speed-up {result['speedup']:.1f}x")
+    def trainer(Value, random):
+        train_step = make_trainer(Value, random)
+        losses[Value] = []
+        done = 0
+
+        def step(_):
+            nonlocal done
+            losses[Value].append(train_step(done))
+            done += 1
+        return step
+
+    def finish():
+        compiled, pure = losses[microgpt.Value], losses[PureValue]
+        if [x.hex() for x in compiled] != [x.hex() for x in pure]:
+            sys.exit("mlp_step.py: the compiled Value's losses differ from the pure-Python one's")
+        return {"last_loss": compiled[-1]}
+
+    side_by_side(__doc__, trainer, argv, steps=10, title="micrograd-style MLP training step",
+                 finish=finish)
 
 
 if __name__ == "__main__":

@@ -43,17 +43,22 @@ def make_trainer(Value, random):
 
 
 def time_steps(train_step, steps):
-    """Seconds per step over `steps` steps, one name each."""
+    """Seconds per step over `steps` steps."""
     start = time.perf_counter()
     for step in range(steps):
-        train_step(step, NAMES[step % len(NAMES)])
+        train_step(step)
     return (time.perf_counter() - start) / steps
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def side_by_side(doc, make_trainer, argv=None, steps=20, title="microgpt.py training step",
+                 finish=dict):
+    """The command line of a side-by-side script: the training steps that
+    make_trainer(Value, random) makes for each engine, alternating rounds;
+    finish() adds to the result (or exits where the engines disagree)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds (default 7)")
-    parser.add_argument("--steps", type=int, default=20, help="training steps per round (default 20)")
+    parser.add_argument("--steps", type=int, default=steps,
+                        help=f"training steps per round (default {steps})")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     if microgpt.BACKEND != "compiled":
@@ -61,8 +66,6 @@ def main(argv=None):
 
     compiled_step = make_trainer(microgpt.Value, microgpt.random.Random())
     pure_step = make_trainer(PureValue, stdlib_random.Random())
-    compiled_step(0, NAMES[0])      # warm-up
-    pure_step(0, NAMES[0])
     compiled, pure = [], []
     for i in range(args.rounds):
         compiled.append(time_steps(compiled_step, args.steps))
@@ -76,14 +79,22 @@ def main(argv=None):
         "speedup": statistics.median(p / c for p, c in zip(pure, compiled)),
         "rounds": args.rounds,
         "steps_per_round": args.steps,
+        **finish(),
     }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"microgpt.py training step, median of {args.rounds} rounds: "
+        print(f"{title}, median of {args.rounds} rounds: "
               f"compiled {result['compiled_ms_per_step']:.2f} ms, "
               f"pure Python {result['pure_python_ms_per_step']:.2f} ms, "
               f"speed-up {result['speedup']:.1f}x")
+
+
+def main(argv=None):
+    def trainer(Value, random):
+        train_step = make_trainer(Value, random)
+        return lambda step: train_step(step, NAMES[step % len(NAMES)])
+    side_by_side(__doc__, trainer, argv)
 
 
 if __name__ == "__main__":
