@@ -9,7 +9,7 @@ Python and the oracle for this one.
 cimport cython
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT, Py_XDECREF
 from libc.string cimport memcpy, memset
 
 from microgpt._pyfloat cimport (PYFLOAT_OK, pyfloat_exp, pyfloat_log, pyfloat_pow,
@@ -43,15 +43,18 @@ cdef extern from "slab.h":
 cdef extern from *:
     """
     typedef PyObject *(*value_allocfunc)(PyTypeObject *, Py_ssize_t);
-    static void set_allocator(PyObject *type, value_allocfunc alloc, freefunc free_)
+    static void set_allocator(PyObject *type, value_allocfunc alloc, freefunc free_,
+                              destructor dealloc)
     {
         ((PyTypeObject *)type)->tp_alloc = alloc;
         ((PyTypeObject *)type)->tp_free = free_;
+        ((PyTypeObject *)type)->tp_dealloc = dealloc;
     }
     """
     ctypedef PyObject *(*value_allocfunc)(PyTypeObject *, Py_ssize_t) noexcept
     ctypedef void (*freefunc)(void *) noexcept
-    void set_allocator(object type, value_allocfunc alloc, freefunc free_)
+    ctypedef void (*destructor)(PyObject *) noexcept
+    void set_allocator(object type, value_allocfunc alloc, freefunc free_, destructor dealloc)
 
 cdef extern from *:
     """
@@ -92,15 +95,18 @@ cdef class Value:
     # has one or two), any further ones in _rest. A Value only references
     # Values created before it, so Values never form a reference cycle and
     # the type stays out of the cyclic GC: no GC header, no GC bookkeeping
-    # per node (together about an eighth of microgpt.py's run time).
-    # __dealloc__ does the trashcan's job instead: deep chains free in a loop.
+    # per node (together about an eighth of microgpt.py's run time). The
+    # fields that hold objects are plain pointers, each a reference of the
+    # node's own or NULL, so that making and freeing a node counts no
+    # references to None; _value_dealloc releases them, and does the
+    # trashcan's job too: deep chains free in a loop.
     cdef public double data
     cdef public double grad
-    cdef Value _a                  # first child, or None
-    cdef Value _b                  # second child, or None (then _a too)
+    cdef PyObject *_a              # first child, or NULL
+    cdef PyObject *_b              # second child, or NULL (then _a too)
     cdef double _ga                # d(data)/d(_a.data)
     cdef double _gb                # d(data)/d(_b.data)
-    cdef tuple _rest               # None, or (children[2:], their local gradients as floats)
+    cdef PyObject *_rest           # NULL, or the tuple (children[2:], their local gradients as floats)
     cdef unsigned long long _mark  # UNBUILT, BUILT, or the last backward pass that visited it
 
     def __init__(self, data, children=(), local_grads=()):
@@ -135,9 +141,9 @@ cdef class Value:
         for child in children:
             _use(<Value>child)
         self.data, self._ga, self._gb = value, ga, gb
-        self._a = children[0] if n > 0 else None
-        self._b = children[1] if n > 1 else None
-        self._rest = rest
+        self._a = _reference(children[0]) if n > 0 else NULL
+        self._b = _reference(children[1]) if n > 1 else NULL
+        self._rest = _reference(rest) if n > 2 else NULL
         self._mark = BUILT
 
     @property
@@ -149,7 +155,7 @@ cdef class Value:
     def _local_grads(self):
         """d(data)/d(child.data) for each child, in order."""
         cdef tuple first = (self._ga, self._gb)[:_nchildren(<PyObject *>self)]
-        return first + self._rest[1] if self._rest is not None else first
+        return first + (<tuple>self._rest)[1] if self._rest != NULL else first
 
     # Operators, each written as microgpt.py writes it. An operand that is
     # not a Value becomes a constant leaf Value, as microgpt.py's Value(other).
@@ -273,12 +279,12 @@ cdef class Value:
                 # the walk jumps around memory; ask for the nodes coming next early
                 prefetch(topo[i - PREFETCH_DISTANCE])
             node = topo[i]
-            if (<Value>node)._a is not None:
+            if (<Value>node)._a != NULL:
                 g = (<Value>node).grad
-                (<Value>node)._a.grad += (<Value>node)._ga * g
-                if (<Value>node)._b is not None:
-                    (<Value>node)._b.grad += (<Value>node)._gb * g
-                    if (<Value>node)._rest is not None:
+                (<Value>(<Value>node)._a).grad += (<Value>node)._ga * g
+                if (<Value>node)._b != NULL:
+                    (<Value>(<Value>node)._b).grad += (<Value>node)._gb * g
+                    if (<Value>node)._rest != NULL:
                         _backward_rest((<Value>node)._rest, g)
             Py_DECREF(<object>node)     # the reference _build_topo took
         _release(&order)
@@ -286,23 +292,6 @@ cdef class Value:
     def __repr__(self):
         """Value(data=..., grad=...)"""
         return f"Value(data={self.data}, grad={self.grad})"
-
-    def __dealloc__(self):
-        # Release the children here, counting the nesting, instead of in the
-        # generated code after this returns: past MAX_DEPTH nested frees the
-        # children are set aside and freed by the outermost call, in a loop,
-        # so freeing a chain a million nodes deep needs no deep C stack.
-        global _depth
-        if _depth >= MAX_DEPTH:
-            _set_aside(<PyObject *>self._a)
-            _set_aside(<PyObject *>self._b)
-        _depth += 1
-        self._a = None
-        self._b = None
-        self._rest = None
-        _depth -= 1
-        if _depth == 0:
-            _free_set_aside()
 
 
 # Memory ---------------------------------------------------------------------
@@ -335,10 +324,33 @@ cdef PyObject *_value_alloc(PyTypeObject *type, Py_ssize_t nitems) noexcept:
 cdef void _value_free(void *p) noexcept:
     slab_free(&_values, p)
 
+cdef void _value_dealloc(PyObject *node) noexcept:
+    """The type's tp_dealloc: releases the children, counting the nesting.
+
+    Past MAX_DEPTH nested frees the children are set aside and freed by the
+    outermost call, in a loop, so freeing a chain a million nodes deep needs
+    no deep C stack. No Python code runs: children are Values, and _rest a
+    tuple of Values and floats."""
+    global _depth
+    cdef PyObject *a = (<Value>node)._a
+    cdef PyObject *b = (<Value>node)._b
+    cdef PyObject *rest = (<Value>node)._rest
+    slab_free(&_values, node)
+    if _depth >= MAX_DEPTH:
+        a = _set_aside(a)
+        b = _set_aside(b)
+    _depth += 1
+    Py_XDECREF(a)
+    Py_XDECREF(b)
+    Py_XDECREF(rest)
+    _depth -= 1
+    if _depth == 0 and _aside_count:
+        _free_set_aside()
+
 if slab_pool_init(&_values, (<size_t>(<PyTypeObject *><PyObject *>Value).tp_basicsize + 15) // 16 * 16,
                   _on_map, _on_unmap) != 0:
     raise ImportError("microgpt._engine: no slab pool for a Value's size")
-set_allocator(Value, _value_alloc, _value_free)
+set_allocator(Value, _value_alloc, _value_free, _value_dealloc)
 
 
 def release_kept_memory():
@@ -364,21 +376,22 @@ cdef PyObject **_aside = NULL   # owned references to children whose free was pu
 cdef Py_ssize_t _aside_count = 0
 cdef Py_ssize_t _aside_size = 0
 
-cdef inline void _set_aside(PyObject *child) noexcept:
-    """Take a reference to child if the caller's is the last one, to free it later."""
+cdef inline PyObject *_set_aside(PyObject *child) noexcept:
+    """Keep the caller's reference to child, if it is the last one, to free
+    child later: returns NULL then, else child (for the caller to release)."""
     global _aside, _aside_count, _aside_size
     cdef void *grown
-    if child == <PyObject *>None or Py_REFCNT(<object>child) > 1:
-        return
+    if child == NULL or Py_REFCNT(<object>child) > 1:
+        return child
     if _aside_count == _aside_size:
         grown = PyMem_Realloc(_aside, (2 * _aside_size + 256) * sizeof(PyObject *))
         if grown == NULL:
-            return          # out of memory: free it now, recursively
+            return child    # out of memory: free it now, recursively
         _aside = <PyObject **>grown
         _aside_size = 2 * _aside_size + 256
-    Py_INCREF(<object>child)
     _aside[_aside_count] = child
     _aside_count += 1
+    return NULL
 
 cdef void _free_set_aside() noexcept:
     global _depth, _aside_count
@@ -400,6 +413,11 @@ cdef void _free_set_aside() noexcept:
 # reference cycle can form. Backward passes, numbered from PASS_1, then mark
 # the nodes they visit (a number that is never UNBUILT or BUILT).
 
+cdef inline PyObject *_reference(object x) noexcept:
+    """A new reference to x, to keep in a node's field."""
+    Py_INCREF(x)
+    return <PyObject *>x
+
 cdef inline void _use(Value child) noexcept:
     """child becomes another node's child: it can no longer be built."""
     if child._mark == UNBUILT:
@@ -418,7 +436,7 @@ cdef inline Value _leaf(double data):
 cdef inline Value _unary(double data, Value a, double ga):
     cdef Value v = _leaf(data)
     _use(a)
-    v._a = a
+    v._a = _reference(a)
     v._ga = ga
     return v
 
@@ -426,9 +444,9 @@ cdef inline Value _binary(double data, Value a, double ga, Value b, double gb):
     cdef Value v = _leaf(data)
     _use(a)
     _use(b)
-    v._a = a
+    v._a = _reference(a)
     v._ga = ga
-    v._b = b
+    v._b = _reference(b)
     v._gb = gb
     return v
 
@@ -452,21 +470,21 @@ cdef Value _pow(Value a, object exponent):
     return _unary(out, a, e * below)
 
 cdef inline Py_ssize_t _nchildren(PyObject *node) noexcept:
-    if (<Value>node)._a is None:
+    if (<Value>node)._a == NULL:
         return 0
-    if (<Value>node)._b is None:
+    if (<Value>node)._b == NULL:
         return 1
-    if (<Value>node)._rest is None:
+    if (<Value>node)._rest == NULL:
         return 2
-    return 2 + PyTuple_GET_SIZE(PyTuple_GET_ITEM(<PyObject *>(<Value>node)._rest, 0))
+    return 2 + PyTuple_GET_SIZE(PyTuple_GET_ITEM((<Value>node)._rest, 0))
 
 cdef inline PyObject *_child(PyObject *v, Py_ssize_t i) noexcept:
     """The i-th child of v, both borrowed references."""
     if i == 0:
-        return <PyObject *>(<Value>v)._a
+        return (<Value>v)._a
     if i == 1:
-        return <PyObject *>(<Value>v)._b
-    return PyTuple_GET_ITEM(PyTuple_GET_ITEM(<PyObject *>(<Value>v)._rest, 0), i - 2)
+        return (<Value>v)._b
+    return PyTuple_GET_ITEM(PyTuple_GET_ITEM((<Value>v)._rest, 0), i - 2)
 
 
 # Topological order ---------------------------------------------------------
@@ -523,10 +541,10 @@ cdef inline void _push(Frame *frame, PyObject *node) noexcept:
         if frame.nchildren > 1:
             prefetch(_child(node, 1))
 
-cdef void _backward_rest(tuple rest, double g) noexcept:
+cdef void _backward_rest(PyObject *rest, double g) noexcept:
     """The third and later children of a node: rest is its _rest."""
-    cdef PyObject *children = PyTuple_GET_ITEM(<PyObject *>rest, 0)
-    cdef PyObject *grads = PyTuple_GET_ITEM(<PyObject *>rest, 1)
+    cdef PyObject *children = PyTuple_GET_ITEM(rest, 0)
+    cdef PyObject *grads = PyTuple_GET_ITEM(rest, 1)
     cdef Py_ssize_t j
     for j in range(PyTuple_GET_SIZE(children)):
         (<Value>PyTuple_GET_ITEM(children, j)).grad += \
