@@ -335,6 +335,8 @@ cdef void _value_dealloc(PyObject *node) noexcept:
     cdef PyObject *a = (<Value>node)._a
     cdef PyObject *b = (<Value>node)._b
     cdef PyObject *rest = (<Value>node)._rest
+    if b != NULL:
+        prefetch(b)         # its count is read next but one: start loading it with a's
     slab_free(&_values, node)
     if _depth >= MAX_DEPTH:
         a = _set_aside(a)
