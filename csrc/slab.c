@@ -2,7 +2,52 @@
 #include "slab.h"
 
 #include <stdint.h>
-#include <stdlib.h>
+
+/* Slabs come straight from the operating system, aligned to their size: the
+   C library's aligned blocks (posix_memalign) leave its bookkeeping in the
+   pages around each block, resident memory that would add half again to a
+   graph's. Pages of a slab never touched cost nothing. */
+#ifdef _WIN32
+#include <malloc.h>
+
+static void *map_slab(void)
+{
+    return _aligned_malloc(SLAB_BYTES, SLAB_BYTES);
+}
+
+static void unmap_slab(void *s)
+{
+    _aligned_free(s);
+}
+#else
+#include <sys/mman.h>
+
+#ifndef MAP_ANONYMOUS
+#define MAP_ANONYMOUS MAP_ANON
+#endif
+
+/* twice the size, then what lies outside the aligned slab in it given back */
+static void *map_slab(void)
+{
+    size_t size = 2 * SLAB_BYTES;
+    char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *s, *end;
+    if (p == MAP_FAILED)
+        return NULL;
+    s = (char *)(((uintptr_t)p + SLAB_BYTES - 1) & ~(uintptr_t)(SLAB_BYTES - 1));
+    end = s + SLAB_BYTES;
+    if (s > p)
+        munmap(p, (size_t)(s - p));
+    if (end < p + size)
+        munmap(end, (size_t)(p + size - end));
+    return s;
+}
+
+static void unmap_slab(void *s)
+{
+    munmap(s, SLAB_BYTES);
+}
+#endif
 
 /* Under AddressSanitizer a freed object is poisoned until handed out again,
    so that a use after free is reported as with malloc's own blocks. */
@@ -104,7 +149,8 @@ static struct slab *next_slab(slab_pool *pool)
         unlink_slab(pool, s);
         return s;
     }
-    if (posix_memalign(&p, SLAB_BYTES, SLAB_BYTES) != 0)
+    p = map_slab();
+    if (p == NULL)
         return NULL;
     s = (struct slab *)p;
     s->prev = s->next = NULL;
@@ -147,7 +193,7 @@ static void release(slab_pool *pool, struct slab *s)
     pool->slabs--;
     if (pool->on_unmap != NULL)
         pool->on_unmap(s);
-    free(s);
+    unmap_slab(s);
 }
 
 void slab_free(slab_pool *pool, void *p)
@@ -166,13 +212,6 @@ void slab_free(slab_pool *pool, void *p)
         reset(pool, s);
         push(&pool->empty, s, IN_EMPTY);
         pool->empty_slabs++;
-        /* kept: as many empty slabs as slabs in use, or SLAB_KEPT_AT_LEAST */
-        while (pool->empty_slabs > SLAB_KEPT_AT_LEAST
-                && pool->empty_slabs > pool->slabs - pool->empty_slabs) {
-            s = pool->empty;
-            unlink_slab(pool, s);
-            release(pool, s);
-        }
     } else if (s->live == pool->per_slab / 2 && s != pool->current && s->list == IN_NO_LIST) {
         push(&pool->half_free, s, IN_HALF_FREE);
     }

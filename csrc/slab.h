@@ -9,10 +9,11 @@
  * between holes; and a free writes the object (its link in a free list)
  * without reading anything but its slab's header.
  *
- * Bounds: a new slab is taken only when no slab is at least half free, so
- * slabs in use hold at most twice the bytes of the objects alive, plus one
- * slab; empty slabs are kept for reuse up to as many as are in use (and at
- * least SLAB_KEPT_AT_LEAST), the rest go back to the C library.
+ * Bounds: a new slab is taken only when none is empty or at least half
+ * free, so the slabs never hold more than twice the bytes of the most
+ * objects alive at once, plus one slab. Slabs a freed graph leaves empty are
+ * kept for the graphs to come (a training step builds one as large), until
+ * slab_release_empty gives them back to the operating system.
  *
  * Plain C, no Python.h; not thread-safe (its callers hold the GIL).
  */
@@ -22,7 +23,6 @@
 #include <stddef.h>
 
 #define SLAB_BYTES ((size_t)16 * 1024)  /* a slab, aligned to its size */
-#define SLAB_KEPT_AT_LEAST 64           /* empty slabs always kept: 1 MiB */
 
 struct slab;
 
@@ -34,7 +34,7 @@ typedef struct {
     struct slab *empty;         /* slabs with no object in use */
     size_t slabs;               /* slabs held, empty ones included */
     size_t empty_slabs;
-    /* told of each slab taken from and given back to the C library
+    /* told of each slab taken from and given back to the operating system
        (tracemalloc's accounts), or NULL */
     void (*on_map)(void *slab, size_t size);
     void (*on_unmap)(void *slab);
@@ -47,7 +47,7 @@ int slab_pool_init(slab_pool *pool, size_t object_size,
 void *slab_alloc(slab_pool *pool);
 /* give back p, an object slab_alloc(pool) returned */
 void slab_free(slab_pool *pool, void *p);
-/* give the empty slabs kept for reuse back to the C library; returns their bytes */
+/* give the empty slabs kept for reuse back to the operating system; returns their bytes */
 size_t slab_release_empty(slab_pool *pool);
 
 #endif

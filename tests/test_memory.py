@@ -134,7 +134,7 @@ import microgpt
 from microgpt.data import Tokenizer
 from microgpt.fused import FusedGPT, set_threads
 from microgpt.memory import needed
-from microgpt.model import Config
+from microgpt.model import GPT, Config
 from microgpt.train import sample, train
 
 def status(name):
@@ -142,18 +142,19 @@ def status(name):
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith(name + ":"))
 
 sizes, lengths, steps, samples, threads, batch_size = json.loads(sys.argv[1])
+path = sys.argv[2]
 rng = random.Random(0)
 docs = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n)) for n in lengths]
 tokenizer = Tokenizer(docs)
 config = Config(tokenizer.vocab_size, *sizes)
 set_threads(threads)
-need = needed(config, "fused", max(lengths) + 1, steps, samples,
+need = needed(config, path, max(lengths) + 1, steps, samples,
               lengths=[n + 1 for n in lengths], threads=threads, batch_size=batch_size)
 generator = microgpt.random.Random(42)
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")                                # the peak (VmHWM) from here
 start = status("VmRSS")
-model = FusedGPT(config, generator)
+model = FusedGPT(config, generator) if path == "fused" else GPT(config, generator)
 for _ in train(model, docs, tokenizer, steps, batch_size=batch_size):
     pass
 for _ in range(samples):
@@ -192,12 +193,32 @@ def test_the_estimate_is_the_peak_the_machine_counts(case, kernels):
     # blocks (the attention's positions x positions), one thread and two
     env = dict(os.environ, MICROGPT_KERNELS=kernels) if kernels else None
     shape = (GRID[case] + (1,))[:6]
-    done = subprocess.run([sys.executable, "-c", PEAK, json.dumps(shape)], env=env,
+    done = subprocess.run([sys.executable, "-c", PEAK, json.dumps(shape), "fused"], env=env,
                           capture_output=True, text=True, check=True)
     estimate, peak = json.loads(done.stdout)
     # within 10%; a small run, within what the allocators keep of their own
     # (pymalloc's arenas, the C library's heap of blocks under 16 KiB, which
     # documents of varying length leave with holes): about a megabyte
+    assert abs(estimate - peak) < max(0.1 * peak, ALLOCATORS), (estimate, peak, estimate / peak)
+
+
+SCALAR_GRID = {
+    "microgpt.py's size, varying": ((16, 4, 1, 16), [15, 12, 8, 15], 4, 1, 1),
+    "two layers, 32 wide": ((32, 4, 2, 32), [30, 20, 31], 3, 1, 1),
+}
+
+
+@pytest.mark.skipif(microgpt.BACKEND != "compiled", reason="the compiled Value's memory")
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="Linux's peak RSS")
+@pytest.mark.skipif("LD_PRELOAD" in os.environ or "PYTHONMALLOC" in os.environ,
+                    reason="another allocator (the sanitizers') has peaks of its own")
+@pytest.mark.parametrize("case", SCALAR_GRID)
+def test_the_scalar_estimate_is_the_peak_the_machine_counts(case):
+    # the compiled Values' slabs, two graphs alive at a step's peak
+    shape = (SCALAR_GRID[case] + (1,))[:6]
+    done = subprocess.run([sys.executable, "-c", PEAK, json.dumps(shape), "compiled"],
+                          capture_output=True, text=True, check=True)
+    estimate, peak = json.loads(done.stdout)
     assert abs(estimate - peak) < max(0.1 * peak, ALLOCATORS), (estimate, peak, estimate / peak)
 
 

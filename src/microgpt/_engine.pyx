@@ -10,6 +10,7 @@ cimport cython
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT, Py_XDECREF
+from libc.stdint cimport uintptr_t
 from libc.string cimport memcpy, memset
 
 from microgpt._pyfloat cimport (PYFLOAT_OK, pyfloat_exp, pyfloat_log, pyfloat_pow,
@@ -69,10 +70,11 @@ cdef extern from *:
 cdef enum:
     PREFETCH_DISTANCE = 8   # nodes ahead, in the backward walk
 
-cdef enum:                  # Value._mark: see "Constructing nodes"
-    UNBUILT = 0
-    BUILT = 1
-    PASS_1 = 2
+cdef enum:                  # the flags in the low bits of Value._a: see "Constructing nodes"
+    BUILT = 1               # the node is built (its __init__ has run, or it is another's child)
+    VISITED = 2             # a backward pass's search has reached it (its walk clears it)
+    MANY = 4                # more than two children: _b is the tuple of the rest
+    FLAGS = 7
 
 @cython.final
 @cython.no_gc
@@ -92,27 +94,28 @@ cdef class Value:
     5.0
     """
     # Children live in C fields, not a tuple: two inline (every operation
-    # has one or two), any further ones in _rest. A Value only references
+    # has one or two); a node built with more has its first inline and the
+    # rest in a tuple, with their local gradients. A Value only references
     # Values created before it, so Values never form a reference cycle and
     # the type stays out of the cyclic GC: no GC header, no GC bookkeeping
     # per node (together about an eighth of microgpt.py's run time). The
     # fields that hold objects are plain pointers, each a reference of the
     # node's own or NULL, so that making and freeing a node counts no
     # references to None; _value_dealloc releases them, and does the
-    # trashcan's job too: deep chains free in a loop.
+    # trashcan's job too: deep chains free in a loop. A node is 64 bytes, a
+    # cache line of its slab (Values are 64-byte aligned there): its flags
+    # live in the low bits of _a, which a pointer to a Value never uses.
     cdef public double data
     cdef public double grad
-    cdef PyObject *_a              # first child, or NULL
-    cdef PyObject *_b              # second child, or NULL (then _a too)
-    cdef double _ga                # d(data)/d(_a.data)
+    cdef uintptr_t _a              # first child, or NULL; | the flags
+    cdef PyObject *_b              # second child, or NULL; with MANY, (children[1:], their local gradients)
+    cdef double _ga                # d(data)/d(first child's data)
     cdef double _gb                # d(data)/d(_b.data)
-    cdef PyObject *_rest           # NULL, or the tuple (children[2:], their local gradients as floats)
-    cdef unsigned long long _mark  # UNBUILT, BUILT, or the last backward pass that visited it
 
     def __init__(self, data, children=(), local_grads=()):
         """A node of data, computed from children with these local gradients (once)."""
         cdef double value, ga, gb
-        if self._mark != UNBUILT:
+        if self._a & BUILT:
             # it may be another node's child by now: new children could make
             # a reference cycle, which this type, outside the cyclic GC, never frees
             raise RuntimeError("a Value is built once; __init__ cannot change it")
@@ -134,17 +137,19 @@ cdef class Value:
         value = data
         ga = local_grads[0] if n > 0 else 0.0
         gb = local_grads[1] if n > 1 else 0.0
-        rest = (children[2:], tuple([float(g) for g in local_grads[2:]])) if n > 2 else None
-        if self._mark != UNBUILT:   # the code just run (iterators, __float__) built or used it
+        rest = (children[1:], tuple([float(g) for g in local_grads[1:]])) if n > 2 else None
+        if self._a & BUILT:         # the code just run (iterators, __float__) built or used it
             raise RuntimeError("a Value is built once; __init__ cannot change it")
         # from here on nothing runs but this: build the node in one go
         for child in children:
             _use(<Value>child)
         self.data, self._ga, self._gb = value, ga, gb
-        self._a = _reference(children[0]) if n > 0 else NULL
-        self._b = _reference(children[1]) if n > 1 else NULL
-        self._rest = _reference(rest) if n > 2 else NULL
-        self._mark = BUILT
+        self._a = (<uintptr_t>_reference(children[0]) if n > 0 else 0) | BUILT
+        if n == 2:
+            self._b = _reference(children[1])
+        elif n > 2:
+            self._b = _reference(rest)
+            self._a |= MANY
 
     @property
     def _children(self):
@@ -154,8 +159,9 @@ cdef class Value:
     @property
     def _local_grads(self):
         """d(data)/d(child.data) for each child, in order."""
-        cdef tuple first = (self._ga, self._gb)[:_nchildren(<PyObject *>self)]
-        return first + (<tuple>self._rest)[1] if self._rest != NULL else first
+        if self._a & MANY:
+            return (self._ga,) + (<tuple>self._b)[1]
+        return (self._ga, self._gb)[:_nchildren(<PyObject *>self)]
 
     # Operators, each written as microgpt.py writes it. An operand that is
     # not a Value becomes a constant leaf Value, as microgpt.py's Value(other).
@@ -263,6 +269,8 @@ cdef class Value:
         cdef Buffer order = Buffer(<void *>&nodes[0], STACK_NODES, False)
         cdef PyObject **topo
         cdef PyObject *node
+        cdef PyObject *first
+        cdef uintptr_t a
         cdef Py_ssize_t i, n
         cdef double g
         try:
@@ -279,13 +287,16 @@ cdef class Value:
                 # the walk jumps around memory; ask for the nodes coming next early
                 prefetch(topo[i - PREFETCH_DISTANCE])
             node = topo[i]
-            if (<Value>node)._a != NULL:
+            a = (<Value>node)._a
+            (<Value>node)._a = a & ~(<uintptr_t>VISITED)    # for the next pass
+            first = <PyObject *>(a & ~(<uintptr_t>FLAGS))
+            if first != NULL:
                 g = (<Value>node).grad
-                (<Value>(<Value>node)._a).grad += (<Value>node)._ga * g
-                if (<Value>node)._b != NULL:
+                (<Value>first).grad += (<Value>node)._ga * g
+                if a & MANY:
+                    _backward_rest((<Value>node)._b, g)
+                elif (<Value>node)._b != NULL:
                     (<Value>(<Value>node)._b).grad += (<Value>node)._gb * g
-                    if (<Value>node)._rest != NULL:
-                        _backward_rest((<Value>node)._rest, g)
             Py_DECREF(<object>node)     # the reference _build_topo took
         _release(&order)
 
@@ -329,22 +340,22 @@ cdef void _value_dealloc(PyObject *node) noexcept:
 
     Past MAX_DEPTH nested frees the children are set aside and freed by the
     outermost call, in a loop, so freeing a chain a million nodes deep needs
-    no deep C stack. No Python code runs: children are Values, and _rest a
-    tuple of Values and floats."""
+    no deep C stack. No Python code runs: children are Values, and the
+    tuple of the rest holds Values and floats."""
     global _depth
-    cdef PyObject *a = (<Value>node)._a
+    cdef PyObject *a = <PyObject *>((<Value>node)._a & ~(<uintptr_t>FLAGS))
     cdef PyObject *b = (<Value>node)._b
-    cdef PyObject *rest = (<Value>node)._rest
+    cdef bint many = (<Value>node)._a & MANY
     if b != NULL:
         prefetch(b)         # its count is read next but one: start loading it with a's
     slab_free(&_values, node)
     if _depth >= MAX_DEPTH:
         a = _set_aside(a)
-        b = _set_aside(b)
+        if not many:        # (the tuple of the rest frees its items with the trashcan)
+            b = _set_aside(b)
     _depth += 1
     Py_XDECREF(a)
     Py_XDECREF(b)
-    Py_XDECREF(rest)
     _depth -= 1
     if _depth == 0 and _aside_count:
         _free_set_aside()
@@ -357,8 +368,8 @@ set_allocator(Value, _value_alloc, _value_free, _value_dealloc)
 
 def release_kept_memory():
     """Free the memory kept for Values to come (the slabs that freed graphs
-    left empty); returns it, in bytes. (Freed graphs keep no more of it than
-    the Values in use have, or 1 MiB.)"""
+    left empty); returns it, in bytes. (It is never more than the most the
+    Values have taken at once.)"""
     return slab_release_empty(&_values)
 
 
@@ -408,12 +419,12 @@ cdef void _free_set_aside() noexcept:
 
 # Constructing nodes --------------------------------------------------------
 #
-# A node is built once. Value.__new__ alone makes an UNBUILT node, which
-# __init__ builds; every other node (an operation's result or constant) is
-# BUILT when made, and so is any node once it is another's child. So
-# __init__ only ever changes a node that no other node refers to, and no
-# reference cycle can form. Backward passes, numbered from PASS_1, then mark
-# the nodes they visit (a number that is never UNBUILT or BUILT).
+# A node is built once. Value.__new__ alone makes a node without the BUILT
+# flag, which __init__ builds; every other node (an operation's result or
+# constant) is BUILT when made, and so is any node once it is another's
+# child. So __init__ only ever changes a node that no other node refers to,
+# and no reference cycle can form. A backward pass's search flags the nodes
+# it reaches VISITED, and its walk over them clears the flag.
 
 cdef inline PyObject *_reference(object x) noexcept:
     """A new reference to x, to keep in a node's field."""
@@ -422,8 +433,7 @@ cdef inline PyObject *_reference(object x) noexcept:
 
 cdef inline void _use(Value child) noexcept:
     """child becomes another node's child: it can no longer be built."""
-    if child._mark == UNBUILT:
-        child._mark = BUILT
+    child._a |= BUILT
 
 cdef inline bint _is_number(object x):
     return isinstance(x, (float, int))
@@ -432,13 +442,13 @@ cdef inline Value _leaf(double data):
     """A Value without children: a constant, or the start of a node."""
     cdef Value v = Value.__new__(Value)
     v.data = data
-    v._mark = BUILT
+    v._a = BUILT
     return v
 
 cdef inline Value _unary(double data, Value a, double ga):
     cdef Value v = _leaf(data)
     _use(a)
-    v._a = _reference(a)
+    v._a = <uintptr_t>_reference(a) | BUILT
     v._ga = ga
     return v
 
@@ -446,7 +456,7 @@ cdef inline Value _binary(double data, Value a, double ga, Value b, double gb):
     cdef Value v = _leaf(data)
     _use(a)
     _use(b)
-    v._a = _reference(a)
+    v._a = <uintptr_t>_reference(a) | BUILT
     v._ga = ga
     v._b = _reference(b)
     v._gb = gb
@@ -472,21 +482,20 @@ cdef Value _pow(Value a, object exponent):
     return _unary(out, a, e * below)
 
 cdef inline Py_ssize_t _nchildren(PyObject *node) noexcept:
-    if (<Value>node)._a == NULL:
+    cdef uintptr_t a = (<Value>node)._a
+    if a & ~(<uintptr_t>FLAGS) == 0:
         return 0
-    if (<Value>node)._b == NULL:
-        return 1
-    if (<Value>node)._rest == NULL:
-        return 2
-    return 2 + PyTuple_GET_SIZE(PyTuple_GET_ITEM((<Value>node)._rest, 0))
+    if a & MANY:
+        return 1 + PyTuple_GET_SIZE(PyTuple_GET_ITEM((<Value>node)._b, 0))
+    return 1 if (<Value>node)._b == NULL else 2
 
 cdef inline PyObject *_child(PyObject *v, Py_ssize_t i) noexcept:
     """The i-th child of v, both borrowed references."""
     if i == 0:
-        return (<Value>v)._a
-    if i == 1:
-        return (<Value>v)._b
-    return PyTuple_GET_ITEM(PyTuple_GET_ITEM((<Value>v)._rest, 0), i - 2)
+        return <PyObject *>((<Value>v)._a & ~(<uintptr_t>FLAGS))
+    if (<Value>v)._a & MANY:
+        return PyTuple_GET_ITEM(PyTuple_GET_ITEM((<Value>v)._b, 0), i - 1)
+    return (<Value>v)._b
 
 
 # Topological order ---------------------------------------------------------
@@ -511,8 +520,6 @@ cdef struct Buffer:         # an array that grows, starting in the caller's stac
 cdef enum:
     STACK_FRAMES = 64       # the depth and the number of nodes a backward pass
     STACK_NODES = 256       # handles without allocating memory
-
-cdef unsigned long long _pass = PASS_1 - 1     # the number of the last pass
 
 cdef int _grow(Buffer *buffer, size_t item) except -1:
     cdef Py_ssize_t n = 2 * buffer.size
@@ -544,7 +551,7 @@ cdef inline void _push(Frame *frame, PyObject *node) noexcept:
             prefetch(_child(node, 1))
 
 cdef void _backward_rest(PyObject *rest, double g) noexcept:
-    """The third and later children of a node: rest is its _rest."""
+    """The second and later children of a node with MANY: rest is its _b."""
     cdef PyObject *children = PyTuple_GET_ITEM(rest, 0)
     cdef PyObject *grads = PyTuple_GET_ITEM(rest, 1)
     cdef Py_ssize_t j
@@ -554,15 +561,14 @@ cdef void _backward_rest(PyObject *rest, double g) noexcept:
 
 cdef Py_ssize_t _build_topo(Value root, Buffer *order) except -1:
     """Fill order with the post-order of a depth-first search from root,
-    taking a reference to each node; returns their number."""
-    global _pass
+    flagging each node VISITED and taking a reference to it; returns their
+    number. Where it fails (out of memory), no node is left VISITED."""
     cdef Frame frames[STACK_FRAMES]
     cdef Buffer stack = Buffer(<void *>&frames[0], STACK_FRAMES, False)
     cdef Py_ssize_t n = 0, depth = 1
     cdef Frame *top
     cdef PyObject *child
-    _pass += 1
-    root._mark = _pass
+    root._a |= VISITED
     _push(&(<Frame *>stack.items)[0], <PyObject *>root)
     try:
         while depth:
@@ -570,10 +576,10 @@ cdef Py_ssize_t _build_topo(Value root, Buffer *order) except -1:
             if top.next_child < top.nchildren:
                 child = _child(top.node, top.next_child)
                 top.next_child += 1
-                if (<Value>child)._mark != _pass:
-                    (<Value>child)._mark = _pass
+                if not (<Value>child)._a & VISITED:
                     if depth == stack.size:
                         _grow(&stack, sizeof(Frame))
+                    (<Value>child)._a |= VISITED
                     _push(&(<Frame *>stack.items)[depth], child)
                     depth += 1
             else:
@@ -584,8 +590,13 @@ cdef Py_ssize_t _build_topo(Value root, Buffer *order) except -1:
                 n += 1
                 depth -= 1
     except BaseException:
+        # every node it reached is on the stack or in the order
+        while depth:
+            depth -= 1
+            (<Value>(<Frame *>stack.items)[depth].node)._a &= ~(<uintptr_t>VISITED)
         while n:
             n -= 1
+            (<Value>(<PyObject **>order.items)[n])._a &= ~(<uintptr_t>VISITED)
             Py_DECREF(<object>(<PyObject **>order.items)[n])
         raise
     finally:

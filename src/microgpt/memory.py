@@ -37,9 +37,10 @@ documents before it as well as its own: given the documents' lengths in
 training order, the estimate takes the step and the one before it that
 need the most. The bytes per
 Value and the other constants were measured (peak RSS, CPython 3.11,
-x86-64): a compiled Value is 80 bytes, and with the backward pass's order
-of the graph two graphs take 171 to 183 bytes a Value (the estimate takes
-173); a pure-Python one, with its floats and tuples, about 200, and two
+x86-64): a compiled Value is 64 bytes, 65 with its share of its slab, and
+with the backward pass's order of the graph (11 bytes a Value) a step took
+114 to 134 bytes a Value of peak RSS over the run before it (four sizes,
+16 to 64 wide: the estimate takes 141 and is 3 to 9% above the peak); a pure-Python one, with its floats and tuples, about 200, and two
 graphs 417 to 491 bytes a Value (the freed graph leaves the allocator's
 pools fragmented, by a measure that depends on the sizes): the estimate
 takes the middle, 455.
@@ -53,7 +54,7 @@ DOUBLE = 8                      # a float64, and a ptrdiff_t index
 TENSOR_OVERHEAD = 256           # a fused Tensor object and its small allocations
 FUSED_PARAMETER = 4 * DOUBLE    # value, gradient, Adam's m and v
 SCALAR = {                      # bytes, measured: see the module's docstring
-    "compiled": {"parameter": 96, "value": 81, "backward": 11},
+    "compiled": {"parameter": 80, "value": 65, "backward": 11},
     "python": {"parameter": 112, "value": 205, "backward": 45},
 }
 SCALAR_ADAM = 64                # per parameter: two list slots and two floats
