@@ -152,6 +152,7 @@ static struct slab *next_slab(slab_pool *pool)
     p = map_slab();
     if (p == NULL)
         return NULL;
+    UNPOISON(p, SLAB_BYTES);            /* whatever was mapped here before */
     s = (struct slab *)p;
     s->prev = s->next = NULL;
     s->live = 0;
@@ -193,6 +194,8 @@ static void release(slab_pool *pool, struct slab *s)
     pool->slabs--;
     if (pool->on_unmap != NULL)
         pool->on_unmap(s);
+    /* the pages may come back mapped for another use: no poison left on them */
+    UNPOISON(s, SLAB_BYTES);
     unmap_slab(s);
 }
 
