@@ -279,8 +279,9 @@ cdef class Value:
             _release(&order)
             raise
         topo = <PyObject **>order.items
-        # No Python code runs from here on (no allocation, no call), so no
-        # finalizer or other thread can change the graph or the walk halfway.
+        # No Python code runs from the search's start to here and on (no
+        # allocation of objects, no call), so no finalizer or other thread
+        # can change the graph, its VISITED flags or the walk halfway.
         self.grad = 1.0
         for i in range(n - 1, -1, -1):
             if i >= PREFETCH_DISTANCE:
@@ -502,10 +503,12 @@ cdef inline PyObject *_child(PyObject *v, Py_ssize_t i) noexcept:
 #
 # An explicit stack instead of microgpt.py's recursion, visiting the same
 # nodes in the same order, so a graph of any depth works. Visited nodes are
-# marked with the number of the pass instead of being put in a set. Each call
-# has buffers of its own, and the order holds a reference to every node in
-# it, so nothing another call (a finalizer, another thread) does can pull a
-# node or a buffer from under it.
+# flagged VISITED instead of being put in a set, and the walk that follows
+# clears the flag of each: from the search's first step to the walk's last
+# no Python code runs, so no other pass (a finalizer's, another thread's)
+# can start while flags are set. Each call has buffers of its own, and the
+# order holds a reference to every node in it, so nothing another call does
+# can pull a node or a buffer from under it.
 
 cdef struct Frame:
     PyObject *node
