@@ -25,6 +25,7 @@
 #define SLAB_BYTES ((size_t)16 * 1024)  /* a slab, aligned to its size */
 
 struct slab;
+struct chunk;
 
 typedef struct {
     size_t object_size;         /* bytes, a multiple of 16 */
@@ -32,6 +33,8 @@ typedef struct {
     struct slab *current;       /* where objects come from; in no list */
     struct slab *half_free;     /* slabs at least half free (and not empty) */
     struct slab *empty;         /* slabs with no object in use */
+    struct chunk *newest;       /* the chunk of memory slabs come from next */
+    struct chunk *given_back;   /* chunks with slabs that gave their memory back */
     size_t slabs;               /* slabs held, empty ones included */
     size_t empty_slabs;
     /* told of each slab taken from and given back to the operating system

@@ -6,6 +6,7 @@ programs, and fail where it fails.
 """
 import gc
 import math
+import os
 
 import pytest
 from hypothesis import given, strategies as st
@@ -416,3 +417,27 @@ def test_tracemalloc_counts_the_values_memory():
         tracemalloc.stop()
     size = values_memory()["object_size"]
     assert len(made) * size < used < len(made) * (size + 16) + 1_000_000   # and the list
+
+
+@compiled
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="Linux's list of mappings")
+def test_slabs_come_in_chunks_not_a_mapping_each_and_go_back():
+    # the kernel allows 65,530 mappings: one a slab would stop at a gigabyte of Values
+    from microgpt._engine import release_kept_memory
+
+    def mappings():
+        with open("/proc/self/maps") as f:
+            return sum(1 for _ in f)
+
+    def mapped():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+
+    before, slabs = mappings(), values_memory()["slabs"]
+    made = [Value(1.0) for _ in range(1_000_000)]
+    grown = values_memory()["slabs"] - slabs
+    assert grown > 3000 and mappings() - before < grown // 32
+    del made
+    size = mapped()
+    assert release_kept_memory() >= grown * 16 * 1024
+    assert size - mapped() > 0.9 * grown * 16 * 1024       # unmapped, chunk by chunk
