@@ -107,6 +107,7 @@ struct slab {
 };
 
 #define HEADER 64               /* the header's cache line; objects follow */
+_Static_assert(sizeof(struct slab) <= HEADER, "a slab's header fits its cache line");
 
 static struct slab *slab_of(void *p)
 {
