@@ -72,8 +72,8 @@ static __m256d within_avx2(__m256d x, double low, double high)
                          _mm256_cmp_pd(x, _mm256_set1_pd(high), _CMP_LE_OQ));
 }
 
-/* result, with pyfloat_square(x) (y 2) or pyfloat_root(x) (y 0.5) in the
-   lanes not set in ok */
+/* result, with pow(x, y) in the lanes not set in ok (an overflow leaves
+   result's inf: pyfloat_square's) */
 __attribute__((target("avx2,fma")))
 static __m256d pow_lanes_avx2(__m256d x, __m256d result, int ok, double y)
 {
@@ -83,7 +83,7 @@ static __m256d pow_lanes_avx2(__m256d x, __m256d result, int ok, double y)
     _mm256_storeu_pd(out, result);
     for (k = 0; k < 4; k++)
         if (!(ok & (1 << k)))
-            out[k] = y == 2.0 ? pyfloat_square(in[k]) : pyfloat_root(in[k]);
+            pyfloat_pow(in[k], y, &out[k]);
     return _mm256_loadu_pd(out);
 }
 

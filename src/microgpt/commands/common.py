@@ -80,24 +80,22 @@ def stderr(line):
 
 def output(text, end="\n", flush=False):
     """print() to stdout, its failures as OutputError (a broken pipe as itself)."""
-    from ..errors import OutputError
     if sys.stdout is None:
-        raise OutputError("cannot write the output: standard output is closed")
+        raise _output_error("standard output is closed")
     try:
         print(text, end=end, flush=flush)
     except BrokenPipeError:
         raise
     except UnicodeEncodeError as exc:
-        raise OutputError(f"cannot write the output: {exc.object[exc.start]!r} cannot be "
-                          f"written in the encoding of standard output ({exc.encoding}); "
-                          "set PYTHONIOENCODING=utf-8") from None
+        raise _output_error(f"{exc.object[exc.start]!r} cannot be written in the encoding "
+                            f"of standard output ({exc.encoding}); "
+                            "set PYTHONIOENCODING=utf-8") from None
     except OSError as exc:
-        raise OutputError(f"cannot write the output: {exc.strerror or exc}") from None
+        raise _output_error(exc.strerror or exc) from None
 
 
 def flush():
     """Flush stdout, its failures as OutputError."""
-    from ..errors import OutputError
     if sys.stdout is None:
         return
     try:
@@ -105,7 +103,16 @@ def flush():
     except BrokenPipeError:
         raise
     except OSError as exc:
-        raise OutputError(f"cannot write the output: {exc.strerror or exc}") from None
+        raise _output_error(exc.strerror or exc) from None
+
+
+def _output_error(why):
+    """The OutputError for a failed write. microgpt.errors is imported here,
+    on the way to an error: output() runs once a training step, and an
+    import statement there, even of a loaded module, would cost more than
+    the print."""
+    from ..errors import OutputError
+    return OutputError(f"cannot write the output: {why}")
 
 
 def _silence_stdout():
