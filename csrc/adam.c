@@ -246,8 +246,11 @@ static ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff
             _mm512_mask_storeu_pd(p + i, ok, _mm512_sub_pd(_mm512_loadu_pd(p + i), _mm512_div_pd(
                 _mm512_mul_pd(lr, m_hat), _mm512_add_pd(root, e))));
             _mm512_mask_storeu_pd(g + i, ok, zero);
-            _mm512_mask_compressstoreu_epi64(listed + count, (__mmask8)~ok,
-                                             _mm512_add_epi64(_mm512_set1_epi64(i), lanes));
+            /* compressed in a register, then stored whole: a compressing store to
+               memory is microcoded on AMD's Zen 4 (measured: Adam 1.6x slower). The
+               eight stored fit: count <= i - start, and i + 8 <= start + ADAM_CHUNK */
+            _mm512_storeu_si512(listed + count, _mm512_maskz_compress_epi64(
+                (__mmask8)~ok, _mm512_add_epi64(_mm512_set1_epi64(i), lanes)));
             count += __builtin_popcount((unsigned)(__mmask8)~ok);
         }
         for (k = 0; k < count; k++)
