@@ -35,12 +35,11 @@ static inline void adam_one(double *p, double *g, double *m, double *v, double l
  * product and a square root, whose exact errors (one fused multiply-add
  * each: an exact operation, unlike a*b+c in two) show whether they are
  * pow()'s results too, as in pyfloat_square and pyfloat_root. A lane where
- * either may not be takes pow's instead. The AVX2 loop calls pow for such
- * lanes at once (pow_lanes_avx2). A vector of eight lanes has one about
- * twice as often, and there the branch would guess wrong too often: the
- * AVX-512 loop leaves such lanes as they are and lists them, and adam_one
- * updates them after their chunk. Each loop takes the faster of the two
- * ways for its width.
+ * either may not be takes pow's instead: some 4% of the squares and of the
+ * roots. Such lanes are listed and pow is called for them after the vector
+ * loop, one call after another (adam_avx2): calls the CPU overlaps, where a
+ * call inside the loop would stall it (measured on AVX2: the default step 13%
+ * faster).
  */
 #define ADAM_CHUNK 512
 
@@ -72,21 +71,33 @@ static __m256d within_avx2(__m256d x, double low, double high)
                          _mm256_cmp_pd(x, _mm256_set1_pd(high), _CMP_LE_OQ));
 }
 
-/* result, with pow(x, y) in the lanes not set in ok (an overflow leaves
-   result's inf: pyfloat_square's) */
+/* (the loops list parameters' numbers in 64-bit lanes) */
+typedef char ptrdiff_t_is_64_bits[sizeof(ptrdiff_t) == 8 ? 1 : -1];
+
+/* the lane numbers of the bits set in a mask of four, first to last */
+static const int64_t lanes_of[16][4] = {
+    {0}, {0}, {1}, {0, 1}, {2}, {0, 2}, {1, 2}, {0, 1, 2}, {3}, {0, 3}, {1, 3}, {0, 1, 3},
+    {2, 3}, {0, 2, 3}, {1, 2, 3}, {0, 1, 2, 3}};
+
+/* appends to listed (at count, returned grown) j + the lanes not set in ok:
+   all four are stored, and there is room for them while count <= j and
+   j + 4 <= ADAM_CHUNK */
 __attribute__((target("avx2,fma")))
-static __m256d pow_lanes_avx2(__m256d x, __m256d result, int ok, double y)
+static inline ptrdiff_t list_avx2(ptrdiff_t *listed, ptrdiff_t count, ptrdiff_t j, __m256d ok)
 {
-    double in[4], out[4];
-    int k;
-    _mm256_storeu_pd(in, x);
-    _mm256_storeu_pd(out, result);
-    for (k = 0; k < 4; k++)
-        if (!(ok & (1 << k)))
-            pyfloat_pow(in[k], y, &out[k]);
-    return _mm256_loadu_pd(out);
+    const int bad = ~_mm256_movemask_pd(ok) & 15;
+    _mm256_storeu_si256((__m256i *)(listed + count), _mm256_add_epi64(
+        _mm256_set1_epi64x(j), _mm256_loadu_si256((const __m256i *)lanes_of[bad])));
+    return count + __builtin_popcount((unsigned)bad);
 }
 
+/*
+ * A chunk at a time, in three passes: the squares; the moments and the
+ * roots; the updates. The squares and the roots that only pow can give are
+ * listed in their pass and asked of pow after it, one call after another:
+ * independent calls, which the CPU overlaps, where a call inside the vector
+ * loop would wait for pow and reload the loop's vectors after it.
+ */
 __attribute__((target("avx2,fma")))
 static ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t n,
                            double lr_t, double beta1, double beta2, double eps,
@@ -97,43 +108,62 @@ static ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t
     const __m256d d1 = _mm256_set1_pd(bias1), d2 = _mm256_set1_pd(bias2);
     const __m256d lr = _mm256_set1_pd(lr_t), e = _mm256_set1_pd(eps), zero = _mm256_setzero_pd();
     const __m256d sign = _mm256_set1_pd(-0.0), near = _mm256_set1_pd(PYFLOAT_NEAR_HALF);
-    ptrdiff_t i;
+    double square[ADAM_CHUNK], root[ADAM_CHUNK];  /* a chunk's g ** 2 (then m_hat), v_hat ** 0.5 */
+    ptrdiff_t listed[ADAM_CHUNK], start, end = 0, count, i, k;
 
-    for (i = 0; i + 4 <= n; i += 4) {
-        const __m256d gi = _mm256_loadu_pd(g + i);
-        __m256d square = _mm256_mul_pd(gi, gi), mi, vi, m_hat, v_hat, root, error, ok;
-        int lanes;
-        if (i % 8 == 0)                         /* a line of 64 bytes at a time */
-            ADAM_AHEAD(i, n, p, g, m, v);
-        /* gi ** 2 */
-        error = _mm256_andnot_pd(sign, _mm256_fmsub_pd(gi, gi, square));
-        ok = _mm256_and_pd(within_avx2(_mm256_andnot_pd(sign, gi), 0x1p-60, 0x1p+60),
-                           _mm256_cmp_pd(error, _mm256_mul_pd(near, ulp_avx2(square)),
-                                         _CMP_LT_OQ));
-        ok = _mm256_or_pd(ok, _mm256_cmp_pd(gi, zero, _CMP_EQ_OQ));
-        if ((lanes = _mm256_movemask_pd(ok)) != 15)
-            square = pow_lanes_avx2(gi, square, lanes, 2.0);
-        mi = _mm256_add_pd(_mm256_mul_pd(b1, _mm256_loadu_pd(m + i)), _mm256_mul_pd(c1, gi));
-        vi = _mm256_add_pd(_mm256_mul_pd(b2, _mm256_loadu_pd(v + i)), _mm256_mul_pd(c2, square));
-        m_hat = _mm256_div_pd(mi, d1);
-        v_hat = _mm256_div_pd(vi, d2);
-        /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
-        root = _mm256_sqrt_pd(v_hat);
-        error = _mm256_andnot_pd(sign, _mm256_fnmadd_pd(root, root, v_hat));
-        ok = _mm256_or_pd(_mm256_and_pd(within_avx2(v_hat, 0x1p-120, 0x1p+120),
-                                        _mm256_cmp_pd(error, _mm256_mul_pd(
-                                            _mm256_mul_pd(near, _mm256_set1_pd(2.0)),
-                                            _mm256_mul_pd(ulp_avx2(root), root)), _CMP_LT_OQ)),
-                          _mm256_cmp_pd(v_hat, zero, _CMP_EQ_OQ));
-        if ((lanes = _mm256_movemask_pd(ok)) != 15)
-            root = pow_lanes_avx2(v_hat, root, lanes, 0.5);
-        _mm256_storeu_pd(m + i, mi);
-        _mm256_storeu_pd(v + i, vi);
-        _mm256_storeu_pd(p + i, _mm256_sub_pd(_mm256_loadu_pd(p + i), _mm256_div_pd(
-            _mm256_mul_pd(lr, m_hat), _mm256_add_pd(root, e))));
-        _mm256_storeu_pd(g + i, zero);
+    for (start = 0; start + 4 <= n; start = end) {
+        end = start + ADAM_CHUNK < n ? start + ADAM_CHUNK : start + (n - start) / 4 * 4;
+        /* g ** 2 */
+        count = 0;
+        for (i = start; i < end; i += 4) {
+            const __m256d gi = _mm256_loadu_pd(g + i), sq = _mm256_mul_pd(gi, gi);
+            const __m256d error = _mm256_andnot_pd(sign, _mm256_fmsub_pd(gi, gi, sq));
+            __m256d ok;
+            if (i % 8 == 0)                     /* a line of 64 bytes at a time */
+                ADAM_AHEAD(i, n, p, g, m, v);
+            ok = _mm256_and_pd(within_avx2(_mm256_andnot_pd(sign, gi), 0x1p-60, 0x1p+60),
+                               _mm256_cmp_pd(error, _mm256_mul_pd(near, ulp_avx2(sq)),
+                                             _CMP_LT_OQ));
+            ok = _mm256_or_pd(ok, _mm256_cmp_pd(gi, zero, _CMP_EQ_OQ));
+            _mm256_storeu_pd(square + (i - start), sq);
+            count = list_avx2(listed, count, i - start, ok);
+        }
+        for (k = 0; k < count; k++)     /* (an overflow leaves the product's inf) */
+            pyfloat_pow(g[start + listed[k]], 2.0, &square[listed[k]]);
+        /* the moments, and v_hat ** 0.5 */
+        count = 0;
+        for (i = start; i < end; i += 4) {
+            const __m256d gi = _mm256_loadu_pd(g + i);
+            const __m256d mi = _mm256_add_pd(_mm256_mul_pd(b1, _mm256_loadu_pd(m + i)),
+                                             _mm256_mul_pd(c1, gi));
+            const __m256d vi = _mm256_add_pd(_mm256_mul_pd(b2, _mm256_loadu_pd(v + i)),
+                                             _mm256_mul_pd(c2, _mm256_loadu_pd(square + (i - start))));
+            const __m256d v_hat = _mm256_div_pd(vi, d2), r = _mm256_sqrt_pd(v_hat);
+            /* the exact root is r + d / (2 r), d = v_hat - r**2 */
+            const __m256d error = _mm256_andnot_pd(sign, _mm256_fnmadd_pd(r, r, v_hat));
+            const __m256d ok = _mm256_or_pd(
+                _mm256_and_pd(within_avx2(v_hat, 0x1p-120, 0x1p+120),
+                              _mm256_cmp_pd(error, _mm256_mul_pd(
+                                  _mm256_mul_pd(near, _mm256_set1_pd(2.0)),
+                                  _mm256_mul_pd(ulp_avx2(r), r)), _CMP_LT_OQ)),
+                _mm256_cmp_pd(v_hat, zero, _CMP_EQ_OQ));
+            _mm256_storeu_pd(m + i, mi);
+            _mm256_storeu_pd(v + i, vi);
+            _mm256_storeu_pd(square + (i - start), _mm256_div_pd(mi, d1));     /* m_hat */
+            _mm256_storeu_pd(root + (i - start), r);
+            count = list_avx2(listed, count, i - start, ok);
+        }
+        for (k = 0; k < count; k++)     /* v_hat again: the same division */
+            pyfloat_pow(v[start + listed[k]] / bias2, 0.5, &root[listed[k]]);
+        /* p -= lr_t * m_hat / (v_hat ** 0.5 + eps) */
+        for (i = start; i < end; i += 4) {
+            _mm256_storeu_pd(p + i, _mm256_sub_pd(_mm256_loadu_pd(p + i), _mm256_div_pd(
+                _mm256_mul_pd(lr, _mm256_loadu_pd(square + (i - start))),
+                _mm256_add_pd(_mm256_loadu_pd(root + (i - start)), e))));
+            _mm256_storeu_pd(g + i, zero);
+        }
     }
-    return i;
+    return end;
 }
 
 /* adam_avx2 eight parameters at a time */
@@ -200,6 +230,22 @@ static __m512d divide_avx512(__m512d a, const struct divisor *d, __mmask8 *ok)
     return _mm512_mask_blend_pd(exact, q, q0);
 }
 
+/* appends to listed (at count, returned grown) j + the lanes not set in ok,
+   as list_avx2 does: compressed in a register, then stored whole (a
+   compressing store to memory is microcoded on AMD's Zen 4, measured: Adam
+   1.6x slower) */
+__attribute__((target("avx512f")))
+static inline ptrdiff_t list_avx512(ptrdiff_t *listed, ptrdiff_t count, ptrdiff_t j, __mmask8 ok)
+{
+    const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    _mm512_storeu_si512(listed + count, _mm512_maskz_compress_epi64(
+        (__mmask8)~ok, _mm512_add_epi64(_mm512_set1_epi64(j), lanes)));
+    return count + __builtin_popcount((unsigned)(__mmask8)~ok);
+}
+
+/* adam_avx2's three passes on eight lanes, the bias corrections divided by
+   divide_avx512: the quotients it cannot vouch for are listed too, and
+   divided after their pass */
 __attribute__((target("avx512f")))
 static ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff_t n,
                              double lr_t, double beta1, double beta2, double eps,
@@ -209,55 +255,66 @@ static ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff
     const __m512d c1 = _mm512_set1_pd(1 - beta1), c2 = _mm512_set1_pd(1 - beta2);
     const __m512d lr = _mm512_set1_pd(lr_t), e = _mm512_set1_pd(eps), zero = _mm512_setzero_pd();
     const __m512d near = _mm512_set1_pd(PYFLOAT_NEAR_HALF);
-    const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
-    ptrdiff_t listed[ADAM_CHUNK], start, end, count, i = 0, k;
+    double square[ADAM_CHUNK], root[ADAM_CHUNK];  /* a chunk's g ** 2 (then m_hat), v_hat ** 0.5 */
+    ptrdiff_t listed[ADAM_CHUNK], divided[ADAM_CHUNK], start, end = 0, count, quotients, i, k;
     struct divisor by1, by2;
 
     if (!divide_setup(bias1, &by1) || !divide_setup(bias2, &by2))
         return 0;
     for (start = 0; start + 8 <= n; start = end) {
-        end = start + ADAM_CHUNK < n ? start + ADAM_CHUNK : n;
+        end = start + ADAM_CHUNK < n ? start + ADAM_CHUNK : start + (n - start) / 8 * 8;
+        /* g ** 2 */
         count = 0;
-        for (i = start; i + 8 <= end; i += 8) {
-            const __m512d gi = _mm512_loadu_pd(g + i);
-            const __m512d square = _mm512_mul_pd(gi, gi);
-            __m512d mi, vi, m_hat, v_hat, root, error;
+        for (i = start; i < end; i += 8) {
+            const __m512d gi = _mm512_loadu_pd(g + i), sq = _mm512_mul_pd(gi, gi);
+            const __m512d error = _mm512_abs_pd(_mm512_fmsub_pd(gi, gi, sq));
             __mmask8 ok;
             ADAM_AHEAD(i, n, p, g, m, v);
-            /* gi ** 2 */
-            error = _mm512_abs_pd(_mm512_fmsub_pd(gi, gi, square));
             ok = within_avx512(_mm512_abs_pd(gi), 0x1p-60, 0x1p+60) &
-                 _mm512_cmp_pd_mask(error, _mm512_mul_pd(near, ulp_avx512(square)), _CMP_LT_OQ);
+                 _mm512_cmp_pd_mask(error, _mm512_mul_pd(near, ulp_avx512(sq)), _CMP_LT_OQ);
             ok |= _mm512_cmp_pd_mask(gi, zero, _CMP_EQ_OQ);
-            mi = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_loadu_pd(m + i)), _mm512_mul_pd(c1, gi));
-            vi = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_loadu_pd(v + i)),
-                               _mm512_mul_pd(c2, square));
-            m_hat = divide_avx512(mi, &by1, &ok);
-            v_hat = divide_avx512(vi, &by2, &ok);
-            /* v_hat ** 0.5: the exact root is root + r / (2 root), r = v_hat - root**2 */
-            root = _mm512_sqrt_pd(v_hat);
-            error = _mm512_abs_pd(_mm512_fnmadd_pd(root, root, v_hat));
+            _mm512_storeu_pd(square + (i - start), sq);
+            count = list_avx512(listed, count, i - start, ok);
+        }
+        for (k = 0; k < count; k++)     /* (an overflow leaves the product's inf) */
+            pyfloat_pow(g[start + listed[k]], 2.0, &square[listed[k]]);
+        /* the moments, m_hat, and v_hat ** 0.5 */
+        count = quotients = 0;
+        for (i = start; i < end; i += 8) {
+            const __m512d gi = _mm512_loadu_pd(g + i);
+            const __m512d mi = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_loadu_pd(m + i)),
+                                             _mm512_mul_pd(c1, gi));
+            const __m512d vi = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_loadu_pd(v + i)),
+                                             _mm512_mul_pd(c2, _mm512_loadu_pd(square + (i - start))));
+            __mmask8 m_ok = 0xff, ok = 0xff;
+            const __m512d m_hat = divide_avx512(mi, &by1, &m_ok);
+            const __m512d v_hat = divide_avx512(vi, &by2, &ok), r = _mm512_sqrt_pd(v_hat);
+            /* the exact root is r + d / (2 r), d = v_hat - r**2 */
+            const __m512d error = _mm512_abs_pd(_mm512_fnmadd_pd(r, r, v_hat));
             ok &= (within_avx512(v_hat, 0x1p-120, 0x1p+120) &
                    _mm512_cmp_pd_mask(error, _mm512_mul_pd(_mm512_mul_pd(near, _mm512_set1_pd(2.0)),
-                                      _mm512_mul_pd(ulp_avx512(root), root)), _CMP_LT_OQ)) |
+                                      _mm512_mul_pd(ulp_avx512(r), r)), _CMP_LT_OQ)) |
                   _mm512_cmp_pd_mask(v_hat, zero, _CMP_EQ_OQ);
-            _mm512_mask_storeu_pd(m + i, ok, mi);
-            _mm512_mask_storeu_pd(v + i, ok, vi);
-            _mm512_mask_storeu_pd(p + i, ok, _mm512_sub_pd(_mm512_loadu_pd(p + i), _mm512_div_pd(
-                _mm512_mul_pd(lr, m_hat), _mm512_add_pd(root, e))));
-            _mm512_mask_storeu_pd(g + i, ok, zero);
-            /* compressed in a register, then stored whole: a compressing store to
-               memory is microcoded on AMD's Zen 4 (measured: Adam 1.6x slower). The
-               eight stored fit: count <= i - start, and i + 8 <= start + ADAM_CHUNK */
-            _mm512_storeu_si512(listed + count, _mm512_maskz_compress_epi64(
-                (__mmask8)~ok, _mm512_add_epi64(_mm512_set1_epi64(i), lanes)));
-            count += __builtin_popcount((unsigned)(__mmask8)~ok);
+            _mm512_storeu_pd(m + i, mi);
+            _mm512_storeu_pd(v + i, vi);
+            _mm512_storeu_pd(square + (i - start), m_hat);
+            _mm512_storeu_pd(root + (i - start), r);
+            quotients = list_avx512(divided, quotients, i - start, m_ok);
+            count = list_avx512(listed, count, i - start, ok);
         }
-        for (k = 0; k < count; k++)
-            adam_one(p + listed[k], g + listed[k], m + listed[k], v + listed[k], lr_t, beta1,
-                     beta2, eps, bias1, bias2);
+        for (k = 0; k < quotients; k++)
+            square[divided[k]] = m[start + divided[k]] / bias1;
+        for (k = 0; k < count; k++)     /* v_hat divided, and its root checked, as one */
+            root[listed[k]] = pyfloat_root(v[start + listed[k]] / bias2);
+        /* p -= lr_t * m_hat / (v_hat ** 0.5 + eps) */
+        for (i = start; i < end; i += 8) {
+            _mm512_storeu_pd(p + i, _mm512_sub_pd(_mm512_loadu_pd(p + i), _mm512_div_pd(
+                _mm512_mul_pd(lr, _mm512_loadu_pd(square + (i - start))),
+                _mm512_add_pd(_mm512_loadu_pd(root + (i - start)), e))));
+            _mm512_storeu_pd(g + i, zero);
+        }
     }
-    return i;
+    return end;
 }
 #endif
 
