@@ -45,10 +45,11 @@ static inline void adam_one(double *p, double *g, double *m, double *v, double l
 
 /* Each chunk's parameters are asked for a chunk ahead, while the one before
    is updated: for models whose parameters do not fit in the caches, the
-   memory keeps streaming while lanes call pow. Only from ADAM_STREAM
-   parameters on: fewer (their four arrays in 256 KiB) stay in the caches
-   from step to step, and there the requests cost more than they save
-   (measured at microgpt.py's 4,064: Adam 5% faster without them) */
+   memory keeps streaming while lanes call pow. The AVX2 loop asks only from
+   ADAM_STREAM parameters on: fewer (their four arrays in 256 KiB) stay in
+   the caches from step to step, and there its requests cost more than they
+   save (measured at microgpt.py's 4,064: Adam 3-5% faster without them);
+   the AVX-512 loop's do not (without them, 1.3x slower) */
 #define ADAM_STREAM 8192
 #define ADAM_AHEAD(i, n, p, g, m, v)                                            \
     do {                                                                        \
@@ -262,7 +263,6 @@ static ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff
     const __m512d near = _mm512_set1_pd(PYFLOAT_NEAR_HALF);
     double square[ADAM_CHUNK], root[ADAM_CHUNK];  /* a chunk's g ** 2 (then m_hat), v_hat ** 0.5 */
     ptrdiff_t listed[ADAM_CHUNK], divided[ADAM_CHUNK], start, end = 0, count, quotients, i, k;
-    const int stream = n >= ADAM_STREAM;
     struct divisor by1, by2;
 
     if (!divide_setup(bias1, &by1) || !divide_setup(bias2, &by2))
@@ -275,8 +275,7 @@ static ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff
             const __m512d gi = _mm512_loadu_pd(g + i), sq = _mm512_mul_pd(gi, gi);
             const __m512d error = _mm512_abs_pd(_mm512_fmsub_pd(gi, gi, sq));
             __mmask8 ok;
-            if (stream)
-                ADAM_AHEAD(i, n, p, g, m, v);
+            ADAM_AHEAD(i, n, p, g, m, v);
             ok = within_avx512(_mm512_abs_pd(gi), 0x1p-60, 0x1p+60) &
                  _mm512_cmp_pd_mask(error, _mm512_mul_pd(near, ulp_avx512(sq)), _CMP_LT_OQ);
             ok |= _mm512_cmp_pd_mask(gi, zero, _CMP_EQ_OQ);
