@@ -49,7 +49,7 @@ static inline void adam_one(double *p, double *g, double *m, double *v, double l
    ADAM_STREAM parameters on: fewer (their four arrays in 256 KiB) stay in
    the caches from step to step, and there its requests cost more than they
    save (measured at microgpt.py's 4,064: Adam 3-5% faster without them);
-   the AVX-512 loop's do not (without them, 1.3x slower) */
+   the AVX-512 loop's do not (without them, 1.4x slower) */
 #define ADAM_STREAM 8192
 #define ADAM_AHEAD(i, n, p, g, m, v)                                            \
     do {                                                                        \
