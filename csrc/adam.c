@@ -197,9 +197,10 @@ static __mmask8 within_avx512(__m512d x, double low, double high)
  * a - q b (exact by fused multiply-add when q is within an ulp of a / b) is
  * below half an ulp of q times b, q is a / b correctly rounded, the
  * division's result: ties cannot happen (a quotient of doubles is never
- * halfway between two). Elsewhere ok is cleared and the lane is listed for
- * adam_one, as it is where q is a power of two (the doubles below it are
- * closer) or near the ends of the range (the remainder could underflow).
+ * halfway between two). Elsewhere ok is cleared and the lane is listed, to
+ * be divided after its pass, as it is where q is a power of two (the
+ * doubles below it are closer) or near the ends of the range (the
+ * remainder could underflow).
  * Zeros divide exactly: a * (1 / b) keeps the sign. divide_setup makes
  * 1 / b and b / 2.
  */
