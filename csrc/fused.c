@@ -9,9 +9,11 @@
  * the nodes. That search finishes the terms of a sum first to last, so
  * their gradients come back last to first; it reaches a weight once per
  * position, so a weight's gradient is added from the last position to the
- * first. Where the order is less regular (the queries, keys and values of
- * attention, the logits of the loss), the *_visit_order functions spell it
- * out.
+ * first. Where the order is less regular, it is spelled out: for the
+ * queries, keys and values of attention by fused_attention_visit_order;
+ * for the logits of the loss by the linear layer's `last` (the loss reaches
+ * each row's target logit first, then the others in order: their gradients
+ * come back last to first, the target's after all of them).
  */
 #include <math.h>
 #include <stdint.h>
@@ -268,7 +270,7 @@ struct linear_job {
     const double *x, *w, *dy;
     double *y, *dw, *dx;
     const double *const *w_rows, *const *dy_cols;
-    const ptrdiff_t *order;
+    const ptrdiff_t *order, *last;
     ptrdiff_t rows, nin, nout, dy_stride;
     char *space;                        /* work space, `each` bytes per part */
     size_t each;
@@ -300,8 +302,8 @@ static void linear_backward_input_part(void *context, ptrdiff_t part, ptrdiff_t 
     ptrdiff_t start, end;
     threads_share(j->nin, WIDEST_PANEL, part, parts, &start, &end);
     if (start < end)
-        BY_ISA(linear_backward_input, (j->w_rows, j->dy_cols, j->dy_stride, j->order, j->dx,
-                                       j->rows, j->nin, j->nout, start, end,
+        BY_ISA(linear_backward_input, (j->w_rows, j->dy_cols, j->dy_stride, j->order, j->last,
+                                       j->dx, j->rows, j->nin, j->nout, start, end,
                                        j->space + part * j->each));
 }
 #endif
@@ -316,7 +318,7 @@ void fused_linear(const double *x, const double *w, double *y,
         /* each part packs panels of w: nin * WIDEST_PANEL doubles */
         const ptrdiff_t parts = threads_parts((double)rows * nin * nout,
                                           (nout + WIDEST_PANEL - 1) / WIDEST_PANEL);
-        struct linear_job job = {x, w, 0, y, 0, 0, 0, 0, 0, rows, nin, nout, 0, 0,
+        struct linear_job job = {x, w, 0, y, 0, 0, 0, 0, 0, 0, rows, nin, nout, 0, 0,
                                  nin * WIDEST_PANEL * sizeof(double)};
         job.space = space_for(parts, job.each);
         if (job.space) {
@@ -371,16 +373,25 @@ static void linear_backward_weight(const double *x, const double *dy, double *dw
     }
 }
 
+/* the k-th of nout outputs in the order last to first, but for `final`,
+   which comes after all the others */
+static inline ptrdiff_t last_after_the_others(ptrdiff_t k, ptrdiff_t nout, ptrdiff_t final)
+{
+    const ptrdiff_t i = nout - 1 - k;
+    return k == nout - 1 ? final : i > final ? i : i - 1;
+}
+
 static void linear_backward_input(const double *const *w_rows, const double *const *dy_cols,
-                           ptrdiff_t dy_stride, const ptrdiff_t *order, double *dx,
-                           ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
+                           ptrdiff_t dy_stride, const ptrdiff_t *order, const ptrdiff_t *last,
+                           double *dx, ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
 {
     ptrdiff_t t, k, j;
 
     for (t = 0; t < rows; t++) {            /* wi * xi gives xi the gradient wi * g */
         double *dxt = dx + t * nin;
         for (k = 0; k < nout; k++) {
-            const ptrdiff_t i = order ? order[t * nout + k] : nout - 1 - k;
+            const ptrdiff_t i = order ? order[t * nout + k] :
+                                last ? last_after_the_others(k, nout, last[t]) : nout - 1 - k;
             const double g = dy_cols[i][t * dy_stride];
             const double *wi = w_rows[i];
             for (j = 0; j < nin; j++)
@@ -395,7 +406,7 @@ void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
 #ifdef HAVE_VECTORS
     if (kernel_isa() >= ISA_PORTABLE) {
         const ptrdiff_t parts = threads_parts((double)rows * nin * nout, (nout + 7) / 8);
-        struct linear_job job = {x, 0, dy, 0, dw, 0, 0, 0, 0, rows, nin, nout, 0, 0,
+        struct linear_job job = {x, 0, dy, 0, dw, 0, 0, 0, 0, 0, rows, nin, nout, 0, 0,
                                  WEIGHT_SPACE(rows)};
         job.space = space_for(parts, job.each);
         if (job.space) {
@@ -409,15 +420,16 @@ void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
 }
 
 void fused_linear_backward_input(const double *const *w_rows, const double *const *dy_cols,
-                                 ptrdiff_t dy_stride, const ptrdiff_t *order, double *dx,
-                                 ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout)
+                                 ptrdiff_t dy_stride, const ptrdiff_t *order,
+                                 const ptrdiff_t *last, double *dx, ptrdiff_t rows,
+                                 ptrdiff_t nin, ptrdiff_t nout)
 {
 #ifdef HAVE_VECTORS
     if (vectors_for(rows)) {
         const ptrdiff_t parts = threads_parts((double)rows * nin * nout,
                                           (nin + WIDEST_PANEL - 1) / WIDEST_PANEL);
-        struct linear_job job = {0, 0, 0, 0, 0, dx, w_rows, dy_cols, order, rows, nin, nout,
-                                 dy_stride, 0, INPUT_SPACE(rows, nout)};
+        struct linear_job job = {0, 0, 0, 0, 0, dx, w_rows, dy_cols, order, last, rows, nin,
+                                 nout, dy_stride, 0, INPUT_SPACE(rows, nout)};
         job.space = space_for(parts, job.each);
         if (job.space) {
             threads_run(linear_backward_input_part, &job, parts);
@@ -426,7 +438,7 @@ void fused_linear_backward_input(const double *const *w_rows, const double *cons
         }
     }
 #endif
-    linear_backward_input(w_rows, dy_cols, dy_stride, order, dx, rows, nin, nout);
+    linear_backward_input(w_rows, dy_cols, dy_stride, order, last, dx, rows, nin, nout);
 }
 
 
@@ -841,21 +853,5 @@ void fused_cross_entropy_backward(const double *exps, const double *sums,
         softmax_exps_backward(e, total, inverse, dp, de, n);
         for (i = 0; i < n; i++)                 /* through exp, then val - max_val */
             dlogits[t * n + i] += e[i] * de[i];
-    }
-}
-
-void fused_cross_entropy_visit_order(const ptrdiff_t *targets, ptrdiff_t rows, ptrdiff_t n,
-                                     ptrdiff_t *order)
-{
-    ptrdiff_t t, i, k;
-
-    /* -probs[target_id].log() reaches the target's logit first, sum(exps) the
-       others in order */
-    for (t = 0; t < rows; t++) {
-        k = 0;
-        order[t * n + k++] = targets[t];
-        for (i = 0; i < n; i++)
-            if (i != targets[t])
-                order[t * n + k++] = i;
     }
 }

@@ -39,12 +39,15 @@ void fused_linear(const double *x, const double *w, double *y,
 void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
                                   ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout);
 /* dx[t] += w_rows[i] * dy_cols[i][t * dy_stride] for the outputs i in
-   order[t * nout ...], or last to first when order is NULL. The rows and
+   order[t * nout ...]; with order NULL, last to first, but for last[t] if
+   last is not NULL, which comes after all the others (the order in which a
+   loss's gradients reach its logits' layer: cross_entropy's). The rows and
    columns come as pointers so that outputs of several matrices can be
    interleaved (the queries, keys and values of attention). */
 void fused_linear_backward_input(const double *const *w_rows, const double *const *dy_cols,
-                                 ptrdiff_t dy_stride, const ptrdiff_t *order, double *dx,
-                                 ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout);
+                                 ptrdiff_t dy_stride, const ptrdiff_t *order,
+                                 const ptrdiff_t *last, double *dx, ptrdiff_t rows,
+                                 ptrdiff_t nin, ptrdiff_t nout);
 
 /* y[t] = x[t] * (mean(x[t]**2) + 1e-5) ** -0.5 -- rmsnorm; keeps the scale
    and mean(x**2) + 1e-5 of each row for the backward pass */
@@ -104,9 +107,6 @@ int fused_cross_entropy(const double *logits, const ptrdiff_t *targets, double *
 void fused_cross_entropy_backward(const double *exps, const double *sums,
                                   const ptrdiff_t *targets, double dloss, double *dlogits,
                                   double *scratch, ptrdiff_t rows, ptrdiff_t n);
-/* The order (n indices per row) in which the loss first finishes the logits. */
-void fused_cross_entropy_visit_order(const ptrdiff_t *targets, ptrdiff_t rows, ptrdiff_t n,
-                                     ptrdiff_t *order);
 
 /*
  * One step of microgpt.py's Adam over n parameters, each formula in its

@@ -238,29 +238,41 @@ KERNEL static void K(linear_backward_weight)(const double *x, const double *dy, 
 
 /* dx[t] += w_rows[o] * dy_cols[o][t * dy_stride] for the outputs o in the
    row's order: ws[k] = w_rows[o], gs[k] = dy_cols[o] for the k-th. The rows
-   tr of a tile share that order (repeats allowed, as above). The k-th row
-   of w, from column j0, is at packed + (k - k_start) * PANEL, a copy made
-   for the tiles (as x's in the weights' gradient); or, without one, at
+   tr of a tile share that order (repeats allowed, as above); or, with
+   `last`, the order last to first (ws[k] is output nout - 1 - k) without
+   each row's last[t], which the caller adds after all the others. The k-th
+   row of w, from column j0, is at packed + (k - k_start) * PANEL, a copy
+   made for the tiles (as x's in the weights' gradient); or, without one, at
    ws[k] + j0. */
 INLINE void K(input_tile)(const double *const *ws, const double *packed,
                           const double *const *gs, ptrdiff_t dy_stride, double *dx,
-                          const ptrdiff_t *tr, ptrdiff_t nin, ptrdiff_t k_start, ptrdiff_t k_end,
-                          ptrdiff_t j0, const int nv)
+                          const ptrdiff_t *tr, const ptrdiff_t *last, ptrdiff_t nin,
+                          ptrdiff_t nout, ptrdiff_t k_start, ptrdiff_t k_end, ptrdiff_t j0,
+                          const int nv)
 {
-    ptrdiff_t off[MR], k;
+    ptrdiff_t off[MR], final[MR], k;
     int r;
 
-    for (r = 0; r < MR; r++)
+    for (r = 0; r < MR; r++) {
         off[r] = tr[r] * dy_stride;
+        final[r] = last ? nout - 1 - last[tr[r]] : -1;     /* the k that row skips */
+    }
 #define DX(r) (dx + tr[r] * nin + j0)
 #define G(r) gs[k][off[r]]
-    if (packed)
+#define NOT_FINAL(r) (k != final[r])
+    if (packed && last)
+        ROW_SUMS_TILE(nv, DX, for (k = k_start; k < k_end; k++),
+                      packed + (k - k_start) * PANEL, G, NOT_FINAL, DX);
+    else if (packed)
         ROW_SUMS_TILE(nv, DX, for (k = k_start; k < k_end; k++),
                       packed + (k - k_start) * PANEL, G, ALWAYS, DX);
+    else if (last)
+        ROW_SUMS_TILE(nv, DX, for (k = k_start; k < k_end; k++), ws[k] + j0, G, NOT_FINAL, DX);
     else
         ROW_SUMS_TILE(nv, DX, for (k = k_start; k < k_end; k++), ws[k] + j0, G, ALWAYS, DX);
 #undef DX
 #undef G
+#undef NOT_FINAL
 }
 
 /* The work space of linear_backward_input: the outputs in their order (2 *
@@ -272,8 +284,9 @@ INLINE void K(input_tile)(const double *const *ws, const double *packed,
 /* for the columns col_start <= j < col_end (col_start a multiple of PANEL) */
 KERNEL static void K(linear_backward_input)(const double *const *w_rows,
                                             const double *const *dy_cols, ptrdiff_t dy_stride,
-                                            const ptrdiff_t *order, double *dx, ptrdiff_t rows,
-                                            ptrdiff_t nin, ptrdiff_t nout, ptrdiff_t col_start,
+                                            const ptrdiff_t *order, const ptrdiff_t *last,
+                                            double *dx, ptrdiff_t rows, ptrdiff_t nin,
+                                            ptrdiff_t nout, ptrdiff_t col_start,
                                             ptrdiff_t col_end, void *space)
 {
     const double **ws = space, **gs = ws + nout;
@@ -311,21 +324,30 @@ KERNEL static void K(linear_backward_input)(const double *const *w_rows,
                         STORE(packed + (k - k0) * PANEL + j, LOAD(ws[k] + j0 + j));
                 for (c0 = 0; c0 < n; c0 += MR) {
                     TILE_ROWS_OF_CLASS;
-                    K(input_tile)(ws, packed, gs, dy_stride, dx, tr, nin, k0, k1, j0, NV);
+                    K(input_tile)(ws, packed, gs, dy_stride, dx, tr, last, nin, nout, k0, k1,
+                                  j0, NV);
                 }
             }
         for (; j0 < whole; j0 += VW)
             for (c0 = 0; c0 < n; c0 += MR) {
                 TILE_ROWS_OF_CLASS;
-                K(input_tile)(ws, 0, gs, dy_stride, dx, tr, nin, 0, nout, j0, 1);
+                K(input_tile)(ws, 0, gs, dy_stride, dx, tr, last, nin, nout, 0, nout, j0, 1);
             }
 #undef TILE_ROWS_OF_CLASS
         for (c0 = 0; c0 < n; c0++)              /* the columns left over */
             for (j = whole > col_start ? whole : col_start; j < col_end; j++) {
                 double a = dx[class[c0] * nin + j];
                 for (k = 0; k < nout; k++)
-                    a += ws[k][j] * gs[k][class[c0] * dy_stride];
+                    if (!last || k != nout - 1 - last[class[c0]])
+                        a += ws[k][j] * gs[k][class[c0] * dy_stride];
                 dx[class[c0] * nin + j] = a;
+            }
+        if (last)                               /* each row's last output, after the others */
+            for (c0 = 0; c0 < n; c0++) {
+                const double *w_last = w_rows[last[class[c0]]];
+                const double g = dy_cols[last[class[c0]]][class[c0] * dy_stride];
+                for (j = col_start; j < col_end; j++)
+                    dx[class[c0] * nin + j] += w_last[j] * g;
             }
         if (!order)
             break;

@@ -16,8 +16,9 @@ cdef extern from "fused.h":
     void fused_linear_backward_weight(const double *x, const double *dy, double *dw,
                                       ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout) noexcept nogil
     void fused_linear_backward_input(const double *const *w_rows, const double *const *dy_cols,
-                                     ptrdiff_t dy_stride, const ptrdiff_t *order, double *dx,
-                                     ptrdiff_t rows, ptrdiff_t nin, ptrdiff_t nout) noexcept nogil
+                                     ptrdiff_t dy_stride, const ptrdiff_t *order,
+                                     const ptrdiff_t *last, double *dx, ptrdiff_t rows,
+                                     ptrdiff_t nin, ptrdiff_t nout) noexcept nogil
     int fused_rmsnorm(const double *x, double *y, double *scale, double *ms_eps,
                       ptrdiff_t rows, ptrdiff_t n) noexcept nogil
     void fused_rmsnorm_backward(const double *x, const double *scale, const double *ms_eps,
@@ -50,8 +51,6 @@ cdef extern from "fused.h":
     void fused_cross_entropy_backward(const double *exps, const double *sums,
                                       const ptrdiff_t *targets, double dloss, double *dlogits,
                                       double *scratch, ptrdiff_t rows, ptrdiff_t n) noexcept nogil
-    void fused_cross_entropy_visit_order(const ptrdiff_t *targets, ptrdiff_t rows, ptrdiff_t n,
-                                         ptrdiff_t *order) noexcept nogil
     void fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
                     double lr_t, double beta1, double beta2, double eps,
                     double bias1, double bias2) noexcept nogil

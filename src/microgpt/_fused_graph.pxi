@@ -86,7 +86,7 @@ cdef int _backward(Tensor t) except -1:
         fused_linear_backward_weight(a._data, t._grad, b._grad, t.rows, a.cols, t.cols)
         if t._qkv is None:
             linear = <PyObject *>t
-            _linear_backward_input(&linear, 1, t._order, a)
+            _linear_backward_input(&linear, 1, NULL, t._last, a)
         else:
             t._qkv.backward_input(t, a)
     elif t._op == RMSNORM:
@@ -118,9 +118,10 @@ cdef int _backward(Tensor t) except -1:
 
 
 cdef int _linear_backward_input(PyObject **linears, int count, const ptrdiff_t *order,
-                                Tensor x) except -1:
+                                const ptrdiff_t *last, Tensor x) except -1:
     """x's gradient from those of count linear layers of x, their outputs side
-    by side, in the given order (default: each row's outputs, last first)."""
+    by side, in the given order (default: each row's outputs, last first,
+    but for last[t] if given, after the others)."""
     cdef Py_ssize_t i, n, k = 0, nout = 0
     cdef const double **w_rows = NULL
     cdef const double **dy_cols = NULL
@@ -137,8 +138,8 @@ cdef int _linear_backward_input(PyObject **linears, int count, const ptrdiff_t *
                 w_rows[k] = w._data + n * w.cols
                 dy_cols[k] = y._grad + n
                 k += 1
-        fused_linear_backward_input(w_rows, dy_cols, (<Tensor>linears[0]).cols, order, x._grad,
-                                    x.rows, x.cols, nout)
+        fused_linear_backward_input(w_rows, dy_cols, (<Tensor>linears[0]).cols, order, last,
+                                    x._grad, x.rows, x.cols, nout)
     finally:
         PyMem_Free(w_rows)
         PyMem_Free(dy_cols)
@@ -221,7 +222,7 @@ cdef class _QKV:
         cdef PyObject *single = <PyObject *>y
         cdef int i, reached = 0
         if not self.alive:          # the graph is gone: no order left to keep
-            return _linear_backward_input(&single, 1, y._order, x)
+            return _linear_backward_input(&single, 1, NULL, y._last, x)
         if self.backward_pass != _pass:
             self.backward_pass = _pass
             self.waiting = 0
@@ -232,11 +233,11 @@ cdef class _QKV:
             for i in range(3):
                 reached += (<Tensor>self.linears[i])._mark == _pass
             if reached == 3:
-                _linear_backward_input(self.linears, 3, self.order, x)
+                _linear_backward_input(self.linears, 3, self.order, NULL, x)
             else:                   # part of the graph only: no order to keep
                 for i in range(3):
                     if (<Tensor>self.linears[i])._mark == _pass:
-                        _linear_backward_input(&self.linears[i], 1, NULL, x)
+                        _linear_backward_input(&self.linears[i], 1, NULL, NULL, x)
         return 0
 
 

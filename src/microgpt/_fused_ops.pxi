@@ -177,26 +177,11 @@ def cross_entropy(Tensor logits not None, targets, lengths=None):
             total = total + doc_loss                        # sum(doc_losses)
             o += out._lengths[d]
         out._data[0] = total * (1.0 / <double>out._n_docs)  # (1 / B) * that
-    if logits._op == LINEAR and logits._order == NULL:
-        logits._order = _reversed_visit_order(out._index, logits.rows, logits.cols)
+    if logits._op == LINEAR and logits._last == NULL:
+        # -probs[target_id].log() reaches a row's target first, then
+        # sum(exps) the others in order: their gradients come back to the
+        # layer's input last to first, the target's after them
+        logits._last = <ptrdiff_t *>_alloc_items(n, sizeof(ptrdiff_t), False)
+        memcpy(logits._last, out._index, n * sizeof(ptrdiff_t))
     return out
 
-
-cdef ptrdiff_t *_reversed_visit_order(const ptrdiff_t *targets, Py_ssize_t rows,
-                                      Py_ssize_t n) except NULL:
-    """The order the logits' gradients reach the linear layer's input: the
-    reverse of the order in which the loss reaches the logits."""
-    cdef Py_ssize_t size = _product(rows, n), t, i
-    cdef ptrdiff_t *visit = <ptrdiff_t *>_alloc_items(size, sizeof(ptrdiff_t), False)
-    cdef ptrdiff_t *order
-    try:
-        order = <ptrdiff_t *>_alloc_items(size, sizeof(ptrdiff_t), False)
-    except BaseException:
-        PyMem_Free(visit)
-        raise
-    fused_cross_entropy_visit_order(targets, rows, n, visit)
-    for t in range(rows):
-        for i in range(n):
-            order[t * n + i] = visit[t * n + n - 1 - i]
-    PyMem_Free(visit)
-    return order

@@ -72,8 +72,9 @@ cdef class Tensor:
     cdef Py_ssize_t _saved_n        # their sizes, in doubles
     cdef Py_ssize_t _saved2_n
     cdef ptrdiff_t *_index          # EMBEDDING ids, CROSS_ENTROPY targets
-    cdef ptrdiff_t *_order          # LINEAR: its outputs, per row, in the order their
-                                    #   gradients reach its input (set by its consumer)
+    cdef ptrdiff_t *_last           # LINEAR: per row, the output whose gradient reaches its
+                                    #   input after the others', which come last to first
+                                    #   (set by cross_entropy; NULL: all last to first)
     cdef _QKV _qkv                  # LINEAR: the query, key and value linears it is one of;
                                     #   ATTENTION: those of its inputs, which it owns
     cdef double _scale              # SOFTMAX and ATTENTION scale factor
@@ -112,7 +113,7 @@ cdef class Tensor:
         _unmatrix(self._saved, self._saved_n)
         _unmatrix(self._saved2, self._saved2_n)
         PyMem_Free(self._index)
-        PyMem_Free(self._order)
+        PyMem_Free(self._last)
         PyMem_Free(self._lengths)
 
     @property
