@@ -21,8 +21,10 @@
  * 6 x 4.
  *
  * Where a tile reaches past the last row, its extra rows repeat the last
- * one: they compute the same sums from the same values and store the same
- * results, so nothing is written that the true row does not write.
+ * one (so that every address a tile forms is the matrix's) and are neither
+ * computed nor stored: with microgpt.py's 8 positions, a second tile of 6
+ * rows would otherwise compute 4 for nothing. Whole tiles run without the
+ * test.
  * The operators are GCC's vector extensions; a vector times a double
  * multiplies each lane by it. With -ffp-contract=off every a + b * c is two
  * roundings, as in Python.
@@ -61,9 +63,10 @@ INLINE void K(pack_panel)(const double *const *rows, ptrdiff_t s0, ptrdiff_t n,
 }
 
 /* out[r][c] = sum(xr[r][j] * pack[j][c] for j), from 0.0, j first to last
-   (reverse: last to first), for MR rows and PANEL columns */
-INLINE void K(dot_tile)(const double *const *xr, const double *pack, ptrdiff_t len,
-                        int reverse, double out[MR][PANEL])
+   (reverse: last to first), for the first `rows` of MR rows (a constant
+   where it is MR) and PANEL columns */
+INLINE void K(dot_rows)(const double *const *xr, const double *pack, ptrdiff_t len,
+                        int reverse, ptrdiff_t rows, double out[MR][PANEL])
 {
     VEC acc[MR][NV];
     ptrdiff_t n, j;
@@ -79,16 +82,28 @@ INLINE void K(dot_tile)(const double *const *xr, const double *pack, ptrdiff_t l
         for (v = 0; v < NV; v++)
             wv[v] = LOAD(pack + j * PANEL + v * VW);
 #pragma GCC unroll 8
-        for (r = 0; r < MR; r++) {
-            const double s = xr[r][j];
+        for (r = 0; r < MR; r++)
+            if (r < rows) {
+                const double s = xr[r][j];
 #pragma GCC unroll 8
-            for (v = 0; v < NV; v++)
-                acc[r][v] = acc[r][v] + wv[v] * s;
-        }
+                for (v = 0; v < NV; v++)
+                    acc[r][v] = acc[r][v] + wv[v] * s;
+            }
     }
-    for (r = 0; r < MR; r++)
+    for (r = 0; r < MR && r < rows; r++)
         for (v = 0; v < NV; v++)
             STORE(&out[r][v * VW], acc[r][v]);
+}
+
+/* dot_rows for a tile's true rows: all MR, or fewer in the last tile (its
+   other rows of out are left as they were) */
+INLINE void K(dot_tile)(const double *const *xr, const double *pack, ptrdiff_t len,
+                        int reverse, ptrdiff_t rows, double out[MR][PANEL])
+{
+    if (rows >= MR)
+        K(dot_rows)(xr, pack, len, reverse, MR, out);
+    else
+        K(dot_rows)(xr, pack, len, reverse, rows, out);
 }
 
 /* y[t][i] = sum(w[i][j] * x[t][j] for j), from 0.0: microgpt.py's linear,
@@ -111,7 +126,7 @@ KERNEL static void K(linear)(const double *x, const double *w, double *y, ptrdif
         for (t0 = 0; t0 < rows; t0 += MR) {
             for (r = 0; r < MR; r++)
                 xr[r] = x + (t0 + r < rows ? t0 + r : rows - 1) * nin;
-            K(dot_tile)(xr, pack, nin, 0, out);
+            K(dot_tile)(xr, pack, nin, 0, rows - t0, out);
             for (r = 0; r < MR && t0 + r < rows; r++) {
                 double *yt = y + (t0 + r) * nout + i0;
                 if (width == PANEL)
@@ -131,7 +146,7 @@ KERNEL static void K(linear)(const double *x, const double *w, double *y, ptrdif
 /* acc[r] += a(r, k) * b_k, k over the terms in order: the accumulation of
    the backward passes, each row of the tile a sum of rows b_k (NV vectors
    from column j0) times numbers. */
-#define ROW_SUMS_TILE_OF(nv, load_acc, k_loop, b_row, a_of_r, live_r, store_acc) \
+#define ROW_SUMS_TILE_OF(nv, load_acc, k_loop, b_row, a_of_r, live_r, store_acc, real_r) \
     do {                                                                        \
         VEC acc_[MR][NV];                                                       \
         int r_, v_;                                                             \
@@ -146,7 +161,7 @@ KERNEL static void K(linear)(const double *x, const double *w, double *y, ptrdif
                 bv_[v_] = LOAD(b_ + v_ * VW);                                   \
             _Pragma("GCC unroll 8")                                             \
             for (r_ = 0; r_ < MR; r_++)                                         \
-                if (live_r(r_)) {                                               \
+                if (real_r(r_) && live_r(r_)) {                                 \
                     const double a_ = a_of_r(r_);                               \
                     _Pragma("GCC unroll 8")                                     \
                     for (v_ = 0; v_ < (nv); v_++)                               \
@@ -154,18 +169,29 @@ KERNEL static void K(linear)(const double *x, const double *w, double *y, ptrdif
                 }                                                               \
         }                                                                       \
         for (r_ = 0; r_ < MR; r_++)                                             \
-            for (v_ = 0; v_ < (nv); v_++)                                       \
-                STORE(store_acc(r_) + v_ * VW, acc_[r_][v_]);                   \
+            if (real_r(r_))                                                     \
+                for (v_ = 0; v_ < (nv); v_++)                                   \
+                    STORE(store_acc(r_) + v_ * VW, acc_[r_][v_]);               \
     } while (0)
 
 /* ... for nv = NV or 1 vectors, each written out with its constant: the
-   compiler then keeps the accumulators in registers */
-#define ROW_SUMS_TILE(nv, load_acc, k_loop, b_row, a_of_r, live_r, store_acc)      \
+   compiler then keeps the accumulators in registers. Of the tile's rows
+   the first `real` are computed and stored; the others, past the last row
+   (repeating it), are only loaded: with microgpt.py's 8 positions a second
+   tile of 6 rows would otherwise compute 4 for nothing. A whole tile runs
+   without the test. */
+#define REAL_ROW(r) ((r) < real_)
+#define ROW_SUMS_TILE(nv, real, load_acc, k_loop, b_row, a_of_r, live_r, store_acc) \
     do {                                                                        \
-        if ((nv) == NV)                                                         \
-            ROW_SUMS_TILE_OF(NV, load_acc, k_loop, b_row, a_of_r, live_r, store_acc); \
+        const ptrdiff_t real_ = (real);                                         \
+        if ((nv) == NV && real_ >= MR)                                          \
+            ROW_SUMS_TILE_OF(NV, load_acc, k_loop, b_row, a_of_r, live_r, store_acc, ALWAYS); \
+        else if ((nv) == NV)                                                    \
+            ROW_SUMS_TILE_OF(NV, load_acc, k_loop, b_row, a_of_r, live_r, store_acc, REAL_ROW); \
+        else if (real_ >= MR)                                                   \
+            ROW_SUMS_TILE_OF(1, load_acc, k_loop, b_row, a_of_r, live_r, store_acc, ALWAYS); \
         else                                                                    \
-            ROW_SUMS_TILE_OF(1, load_acc, k_loop, b_row, a_of_r, live_r, store_acc); \
+            ROW_SUMS_TILE_OF(1, load_acc, k_loop, b_row, a_of_r, live_r, store_acc, REAL_ROW); \
     } while (0)
 
 #define ALWAYS(r) 1
@@ -188,7 +214,7 @@ INLINE void K(weight_tile)(const double *xs, ptrdiff_t x_stride, const double *d
 #define G(r) gt[ir[r]]
     {
         const double *gt;
-        ROW_SUMS_TILE(nv, DW,
+        ROW_SUMS_TILE(nv, i_end - i0, DW,
                       for (t = t_end - 1; t >= t_start && (gt = dy + t * nout, 1); t--),
                       xs + t * x_stride, G, ALWAYS, DW);
     }
@@ -246,9 +272,9 @@ KERNEL static void K(linear_backward_weight)(const double *x, const double *dy, 
    ws[k] + j0. */
 INLINE void K(input_tile)(const double *const *ws, const double *packed,
                           const double *const *gs, ptrdiff_t dy_stride, double *dx,
-                          const ptrdiff_t *tr, const ptrdiff_t *last, ptrdiff_t nin,
-                          ptrdiff_t nout, ptrdiff_t k_start, ptrdiff_t k_end, ptrdiff_t j0,
-                          const int nv)
+                          const ptrdiff_t *tr, ptrdiff_t real, const ptrdiff_t *last,
+                          ptrdiff_t nin, ptrdiff_t nout, ptrdiff_t k_start, ptrdiff_t k_end,
+                          ptrdiff_t j0, const int nv)
 {
     ptrdiff_t off[MR], final[MR], k;
     int r;
@@ -261,15 +287,17 @@ INLINE void K(input_tile)(const double *const *ws, const double *packed,
 #define G(r) gs[k][off[r]]
 #define NOT_FINAL(r) (k != final[r])
     if (packed && last)
-        ROW_SUMS_TILE(nv, DX, for (k = k_start; k < k_end; k++),
+        ROW_SUMS_TILE(nv, real, DX, for (k = k_start; k < k_end; k++),
                       packed + (k - k_start) * PANEL, G, NOT_FINAL, DX);
     else if (packed)
-        ROW_SUMS_TILE(nv, DX, for (k = k_start; k < k_end; k++),
+        ROW_SUMS_TILE(nv, real, DX, for (k = k_start; k < k_end; k++),
                       packed + (k - k_start) * PANEL, G, ALWAYS, DX);
     else if (last)
-        ROW_SUMS_TILE(nv, DX, for (k = k_start; k < k_end; k++), ws[k] + j0, G, NOT_FINAL, DX);
+        ROW_SUMS_TILE(nv, real, DX, for (k = k_start; k < k_end; k++), ws[k] + j0, G,
+                      NOT_FINAL, DX);
     else
-        ROW_SUMS_TILE(nv, DX, for (k = k_start; k < k_end; k++), ws[k] + j0, G, ALWAYS, DX);
+        ROW_SUMS_TILE(nv, real, DX, for (k = k_start; k < k_end; k++), ws[k] + j0, G, ALWAYS,
+                      DX);
 #undef DX
 #undef G
 #undef NOT_FINAL
@@ -324,14 +352,15 @@ KERNEL static void K(linear_backward_input)(const double *const *w_rows,
                         STORE(packed + (k - k0) * PANEL + j, LOAD(ws[k] + j0 + j));
                 for (c0 = 0; c0 < n; c0 += MR) {
                     TILE_ROWS_OF_CLASS;
-                    K(input_tile)(ws, packed, gs, dy_stride, dx, tr, last, nin, nout, k0, k1,
-                                  j0, NV);
+                    K(input_tile)(ws, packed, gs, dy_stride, dx, tr, n - c0, last, nin, nout,
+                                  k0, k1, j0, NV);
                 }
             }
         for (; j0 < whole; j0 += VW)
             for (c0 = 0; c0 < n; c0 += MR) {
                 TILE_ROWS_OF_CLASS;
-                K(input_tile)(ws, 0, gs, dy_stride, dx, tr, last, nin, nout, 0, nout, j0, 1);
+                K(input_tile)(ws, 0, gs, dy_stride, dx, tr, n - c0, last, nin, nout, 0, nout,
+                              j0, 1);
             }
 #undef TILE_ROWS_OF_CLASS
         for (c0 = 0; c0 < n; c0++)              /* the columns left over */
@@ -377,7 +406,7 @@ KERNEL static void K(attention_logits)(const double *q, ptrdiff_t q_stride,
         for (r0 = s0 - first > 0 ? s0 - first : 0; r0 < rows; r0 += MR) {
             for (r = 0; r < MR; r++)
                 xr[r] = q + (r0 + r < rows ? r0 + r : rows - 1) * q_stride;
-            K(dot_tile)(xr, pack, len, reverse, out);
+            K(dot_tile)(xr, pack, len, reverse, rows - r0, out);
             for (r = 0; r < MR && r0 + r < rows; r++) {
                 double *e = exps + (r0 + r) * stride;
                 const ptrdiff_t n = first + r0 + r + 1;
@@ -415,9 +444,11 @@ INLINE void K(position_sums_tile)(const double *a, ptrdiff_t a_stride, const dou
 #define A(r) (a_scale ? a[tr[r] * a_stride + s] * a_scale[tr[r]] : a[tr[r] * a_stride + s])
 #define LIVE(r) (s < n[r])
     if (!reverse)
-        ROW_SUMS_TILE(nv, OUT, for (s = 0; s < n[MR - 1]; s++), b[s] + j0, A, LIVE, OUT);
+        ROW_SUMS_TILE(nv, rows - r0, OUT, for (s = 0; s < n[MR - 1]; s++), b[s] + j0, A, LIVE,
+                      OUT);
     else
-        ROW_SUMS_TILE(nv, OUT, for (s = n[MR - 1] - 1; s >= 0; s--), b[s] + j0, A, LIVE, OUT);
+        ROW_SUMS_TILE(nv, rows - r0, OUT, for (s = n[MR - 1] - 1; s >= 0; s--), b[s] + j0, A,
+                      LIVE, OUT);
 #undef OUT
 #undef A
 #undef LIVE
@@ -440,8 +471,8 @@ INLINE void K(row_sums_tile)(const double *a, ptrdiff_t a_stride, const double *
 #define OUT(i) (out[ts[i]] + j0)
 #define A(i) (a_scale ? a[r * a_stride + ts[i]] * a_scale[r] : a[r * a_stride + ts[i]])
 #define LIVE(i) (r >= lowest[i])
-    ROW_SUMS_TILE(nv, OUT, for (r = rows - 1; r >= lowest[0]; r--), b + r * b_stride + j0, A,
-                  LIVE, OUT);
+    ROW_SUMS_TILE(nv, positions - s0, OUT, for (r = rows - 1; r >= lowest[0]; r--),
+                  b + r * b_stride + j0, A, LIVE, OUT);
 #undef OUT
 #undef A
 #undef LIVE
@@ -696,4 +727,5 @@ KERNEL static void K(relu_squared_backward)(const double *x, const double *dy, d
 #undef ROW_SUMS_TILE
 #undef ROW_SUMS_TILE_OF
 #undef ALWAYS
+#undef REAL_ROW
 #undef HEAD_COLUMNS
