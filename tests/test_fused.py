@@ -464,6 +464,49 @@ def test_attention_rows_take_no_term_of_positions_they_do_not_see():
     assert all(result == runs["plain", 1] for result in runs.values())
 
 
+LONG_SUMS_RUN = """
+import json, math
+from microgpt.fused import Tensor, cross_entropy, linear, set_threads
+set_threads(THREADS)
+rows, nin, nout = 1030, 21, 103
+x = Tensor([[math.sin(3 * t + 7 * j) for j in range(nin)] for t in range(rows)])
+w = Tensor([[math.cos(5 * i + j) / 4 for j in range(nin)] for i in range(nout)])
+y = linear(x, w)
+cross_entropy(y, [t % nout for t in range(rows)]).backward()
+print(json.dumps([[[float(a).hex() for a in row] for row in t.tolist()]
+                  for t in (x, y.grad, w.grad)]))
+"""
+
+
+def test_weight_gradients_longer_than_a_block_of_terms_keep_their_order():
+    """The kernels add a weight's gradient over 1,030 positions in blocks of
+    terms (256 or 1,024 positions, by instruction set), and over 103 outputs
+    in groups of 96 and tiles of 6 (103 is a multiple of neither), and 21
+    columns (panels, single vectors and columns left over, by instruction
+    set): each sum is still microgpt.py's,
+    x[t][j] * dy[t][i] added from the last position to the first, from 0.0,
+    in every instruction set and thread count."""
+    runs = {}
+    for isa, threads in [("plain", 1), ("portable", 1), ("avx2", 1), ("best", 1), ("best", 2)]:
+        run = subprocess.run([sys.executable, "-c", LONG_SUMS_RUN.replace("THREADS", str(threads))],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, MICROGPT_KERNELS=isa), timeout=60)
+        assert run.returncode == 0, run.stderr
+        runs[isa, threads] = json.loads(run.stdout)
+    x, dy, dw = ([[float.fromhex(a) for a in row] for row in t] for t in runs["plain", 1])
+    expected = []
+    for i in range(len(dw)):
+        row = []
+        for j in range(len(x[0])):
+            a = 0.0
+            for t in reversed(range(len(x))):
+                a += x[t][j] * dy[t][i]
+            row.append(a.hex())
+        expected.append(row)
+    assert runs["plain", 1][2] == expected
+    assert all(result == runs["plain", 1] for result in runs.values())
+
+
 FORK_RUN = """
 import os, sys
 from microgpt.fused import Tensor, linear, set_threads
