@@ -15,8 +15,11 @@ are listed with the reason and left out of the rate.
     python tests/tools/mutants.py --root ../old-checkout --tests tests
 
 It needs what building needs in the running environment (Cython 3,
-setuptools >= 77, numpy, pytest, hypothesis); the tests' data is in the
-project (tests/data). A full run takes about half an hour on two cores.
+setuptools >= 77, numpy), and microgpt installed there with its test
+extra (`pip install '.[test]'`): some tests run the `microgpt-train`
+script beside the interpreter, which then imports the mutated copy (the
+tool puts it first on PYTHONPATH). The tests' data is in the project
+(tests/data). A full run takes about half an hour on two cores.
 """
 import argparse
 import json
