@@ -266,9 +266,8 @@ KERNEL static void K(linear_backward_weight)(const double *x, const double *dy, 
 #define DY_STRIDE (packed ? MR : nout)
         for (i0 = g0; packed && i0 < g1; i0 += MR)
             for (t = 0; t < rows; t++)
-                for (r = 0; r < MR; r++)
-                    dys[(i0 - g0) * rows + t * MR + r] =
-                        dy[t * nout + (i0 + r < g1 ? i0 + r : g1 - 1)];
+                for (r = 0; r < MR && i0 + r < g1; r++)
+                    dys[(i0 - g0) * rows + t * MR + r] = dy[t * nout + i0 + r];
         /* positions from the last: blocks of them, each over every output */
         for (j0 = 0; j0 + PANEL <= whole; j0 += PANEL) {
             for (t = 0; t < rows; t++)          /* x's panel of columns, packed */

@@ -429,6 +429,19 @@ def test_every_instruction_set_computes_the_same_run(names_txt, config, recipe, 
     assert all(result == runs["plain", 1] for result in runs.values()), sorted(runs)
 
 
+def runs_in_every_instruction_set(script):
+    """script's JSON on stdout, run with the plain loops, the portable, AVX2
+    and best kernels on one thread, and the best on two: {(isa, threads): result}."""
+    runs = {}
+    for isa, threads in [("plain", 1), ("portable", 1), ("avx2", 1), ("best", 1), ("best", 2)]:
+        prefix = f"from microgpt.fused import set_threads; set_threads({threads})\n"
+        run = subprocess.run([sys.executable, "-c", prefix + script], capture_output=True,
+                             text=True, env=dict(os.environ, MICROGPT_KERNELS=isa), timeout=60)
+        assert run.returncode == 0, run.stderr
+        runs[isa, threads] = json.loads(run.stdout)
+    return runs
+
+
 ATTENTION_RUN = """
 import json, math
 from microgpt.fused import Tensor, attention, cross_entropy, linear
@@ -451,13 +464,7 @@ def test_attention_rows_take_no_term_of_positions_they_do_not_see():
     reach further: an infinite value at position 4, inside the first tile of
     rows (0.0 * inf is NaN), shows any term taken too many; the same in every
     instruction set and thread count, forward and backward."""
-    runs = {}
-    for isa, threads in [("plain", 1), ("portable", 1), ("avx2", 1), ("best", 1), ("best", 2)]:
-        script = f"from microgpt.fused import set_threads; set_threads({threads})\n" + ATTENTION_RUN
-        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                             env=dict(os.environ, MICROGPT_KERNELS=isa), timeout=60)
-        assert run.returncode == 0, run.stderr
-        runs[isa, threads] = json.loads(run.stdout)
+    runs = runs_in_every_instruction_set(ATTENTION_RUN)
     out = runs["plain", 1][0]
     assert all("nan" not in a and "inf" not in a for row in out[:4] for a in row)
     assert any("nan" in a or "inf" in a for a in out[4])
@@ -466,8 +473,7 @@ def test_attention_rows_take_no_term_of_positions_they_do_not_see():
 
 LONG_SUMS_RUN = """
 import json, math
-from microgpt.fused import Tensor, cross_entropy, linear, set_threads
-set_threads(THREADS)
+from microgpt.fused import Tensor, cross_entropy, linear
 rows, nin, nout = 1030, 21, 103
 x = Tensor([[math.sin(3 * t + 7 * j) for j in range(nin)] for t in range(rows)])
 w = Tensor([[math.cos(5 * i + j) / 4 for j in range(nin)] for i in range(nout)])
@@ -486,13 +492,7 @@ def test_weight_gradients_longer_than_a_block_of_terms_keep_their_order():
     set): each sum is still microgpt.py's,
     x[t][j] * dy[t][i] added from the last position to the first, from 0.0,
     in every instruction set and thread count."""
-    runs = {}
-    for isa, threads in [("plain", 1), ("portable", 1), ("avx2", 1), ("best", 1), ("best", 2)]:
-        run = subprocess.run([sys.executable, "-c", LONG_SUMS_RUN.replace("THREADS", str(threads))],
-                             capture_output=True, text=True,
-                             env=dict(os.environ, MICROGPT_KERNELS=isa), timeout=60)
-        assert run.returncode == 0, run.stderr
-        runs[isa, threads] = json.loads(run.stdout)
+    runs = runs_in_every_instruction_set(LONG_SUMS_RUN)
     x, dy, dw = ([[float.fromhex(a) for a in row] for row in t] for t in runs["plain", 1])
     expected = []
     for i in range(len(dw)):
