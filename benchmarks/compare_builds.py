@@ -103,7 +103,7 @@ def run_build(venv, isa, threads, sizes, names):
         env["MICROGPT_KERNELS"] = isa
     if isa == "portable":
         env["MICROGPT_DISABLE_AVX2"] = "1"      # what builds before MICROGPT_KERNELS read
-    python = str(Path(venv) / "bin" / "python")
+    python = str(Path(venv).absolute() / "bin" / "python")   # the steps run from /
     done = subprocess.run([python, "-c", STEPS, names, json.dumps(sizes), str(threads)],
                           env=env, capture_output=True, text=True, cwd="/")
     if done.returncode != 0:

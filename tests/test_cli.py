@@ -251,8 +251,17 @@ def test_any_characters_work(tmp_path):
 
 
 def test_steps_are_printed_as_they_happen_and_ctrl_c_stops_cleanly(names_txt):
-    process = subprocess.Popen([TRAIN, "--input", str(names_txt), "--steps", "100000"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # A job in the background of a shell script starts with SIGINT ignored,
+    # and Python then leaves it ignored (no KeyboardInterrupt): so that the
+    # run under test takes Ctrl-C wherever the suite was started, SIGINT is
+    # caught here while it starts (a handler is not inherited: the child
+    # starts with the default)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen([TRAIN, "--input", str(names_txt), "--steps", "100000"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         lines = [process.stdout.readline() for _ in range(4)]   # arrives before the run ends
         assert lines[3].startswith(b"step    1 / 100000 | loss ")

@@ -620,12 +620,12 @@ def adam_every_lane_to_pow():
             for _ in range(1031)]
 
 
-@pytest.mark.parametrize("isa", ["best", "avx2", "portable"])
+@pytest.mark.parametrize("isa", ["best", "avx2", "portable", "plain"])
 @pytest.mark.parametrize("cases", [adam_cases, adam_every_lane_to_pow])
 def test_adam_equals_microgpt_py_adam(isa, cases):
     """p.grad ** 2 and v_hat ** 0.5 are pow()'s results, even where pow rounds
     otherwise than x * x or sqrt, or the vector kernels leave every lane to
-    pow; in both kernels."""
+    pow; in every kernel: the plain loop, vectors of two, AVX2, the best."""
     script = ("import json, sys, random\n"
               "from microgpt.fused import Parameters, Adam\n"
               "grads = json.loads(sys.stdin.read())\n"
@@ -660,7 +660,7 @@ DIVISION_EDGES = [1.0, 2.0, 0.5, -4.0, 3.0, 0.0, -0.0, 1e-275, -1e-271, 2e-270, 
                   1e150, -1e-160, 0.1, 0.3]
 
 
-@pytest.mark.parametrize("isa", ["best", "avx2", "portable"])
+@pytest.mark.parametrize("isa", ["best", "avx2", "portable", "plain"])
 @pytest.mark.parametrize("beta1, beta2, first, steps", [
     (0.9, 0.95, 0, 3), (0.85, 0.99, 997, 3), (0.999999, 0.5, 0, 3), (0.0, 0.0, 5, 3),
     (-3.0, 0.95, 0, 1), (-2.0 ** 21, 0.95, 0, 3)],
