@@ -12,6 +12,7 @@ import os
 import random as stdlib_random
 import subprocess
 import sys
+from fractions import Fraction
 
 import pytest
 
@@ -655,9 +656,12 @@ def test_adam_equals_microgpt_py_adam(isa, cases):
 
 # Gradients whose first m / (1 - beta1) is a power of two (where the doubles
 # below are closer), zeros of either sign, and quotients near the ends of the
-# range, where a remainder could underflow or overflow
+# range, where a remainder could underflow or overflow (the vector kernels
+# divide a chunk of 512 parameters with such a moment, or such a square's, by
+# the divider)
 DIVISION_EDGES = [1.0, 2.0, 0.5, -4.0, 3.0, 0.0, -0.0, 1e-275, -1e-271, 2e-270, 5e-324,
                   1e150, -1e-160, 0.1, 0.3]
+DIVISION_EDGES_IN_RANGE = [x for x in DIVISION_EDGES if x == 0 or 1e-100 < abs(x) < 1e100]
 
 
 @pytest.mark.parametrize("isa", ["best", "avx2", "portable", "plain"])
@@ -673,7 +677,8 @@ def test_adam_divides_by_its_bias_corrections_as_python_does(isa, beta1, beta2, 
     and corrections that are negative or too large for the vector loops."""
     rng = stdlib_random.Random(11)
     grads = DIVISION_EDGES + [rng.gauss(0, 10 ** rng.uniform(-6, 2)) for _ in range(1000)]
-    grads += [rng.choice(DIVISION_EDGES) * rng.choice((1, 3, 0.75)) for _ in range(200)]
+    # (past the first chunk, only moments in range: the vector kernels' own quotients)
+    grads += [rng.choice(DIVISION_EDGES_IN_RANGE) * rng.choice((1, 3, 0.75)) for _ in range(200)]
     grads = grads[:len(grads) // 8 * 8]     # every parameter in a vector of eight
     start = [rng.choice((0.0, -0.0, rng.gauss(0, 1))) for _ in grads]   # -0.0 shows m's sign
     script = ("import json, sys\n"
@@ -697,6 +702,103 @@ def test_adam_divides_by_its_bias_corrections_as_python_does(isa, beta1, beta2, 
         for p, g in zip(params, grads):
             p.grad = g / (step - first + 1)
         opt.step(step, 0.01)
+    assert json.loads(run.stdout) == [p.data.hex() for p in params]
+
+
+def quotients_nearest_a_midpoint(b, count, rng):
+    """Numbers a whose quotient a / b is as near as a quotient of doubles can
+    be to halfway between two doubles (the cases where a quotient from
+    b's reciprocal, a * (1 / b), rounds the wrong way): a / b = (M + n / B)
+    times a power of two, B b's odd significand, M a midpoint's (odd, 54
+    bits), n a small odd number."""
+    B, scale = b.as_integer_ratio()             # b = B / scale: B odd, scale a power of two
+    found = []
+    while len(found) < count:
+        n = rng.choice((1, -1, 3, -3, 5))
+        M = (-n * pow(B, -1, 2 ** 53)) % 2 ** 53 + 2 ** 53    # B M + n = 0 (mod 2 ** 53)
+        A = (B * M + n) >> 53
+        if A < 2 ** 53:
+            a = math.ldexp(A, rng.randint(-60, 40))
+            found.append(rng.choice((a, -a)))
+    return found
+
+
+@pytest.mark.parametrize("isa", ["best", "avx2", "portable", "plain"])
+def test_adam_divides_quotients_nearest_a_midpoint_as_python_does(isa):
+    """m_hat = m / (1 - beta1 ** (step + 1)) is the division's result where
+    the quotient is nearest halfway between two doubles, the hardest
+    quotients to round (beta1 = 0.5 makes m exactly half the gradient, and
+    the correction 1 - 2 ** -21 at step 20). Parameters from 0.0, so that a
+    quotient's last bit shows in them."""
+    rng = stdlib_random.Random(14)
+    bias1 = 1 - 0.5 ** 21
+    moments = quotients_nearest_a_midpoint(bias1, 1024, rng)
+    # the cases are hard: the reciprocal's quotient rounds otherwise in many
+    assert sum(m * (1 / bias1) != m / bias1 for m in moments) > 100
+    grads = [2 * m for m in moments]
+    script = ("import json, sys\n"
+              "from microgpt.fused import Parameters, Adam\n"
+              "grads = json.loads(sys.stdin.read())\n"
+              "params = Parameters({'w': (1, len(grads))})\n"
+              "opt = Adam(params, 0.01, 0.5, 0.95)\n"
+              "for i, g in enumerate(grads): params.grad[i] = g\n"
+              "opt.step(20, 0.01)\n"
+              "print(json.dumps([x.hex() for x in params.data]))")
+    run = subprocess.run([sys.executable, "-c", script], input=json.dumps(grads),
+                         capture_output=True, text=True, env=dict(os.environ, MICROGPT_KERNELS=isa))
+    assert run.returncode == 0, run.stderr
+    params = [Value(0.0) for _ in grads]
+    opt = ScalarAdam(params, 0.01, 0.5, 0.95)
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt.step(20, 0.01)
+    assert json.loads(run.stdout) == [p.data.hex() for p in params]
+
+
+def quotient_from_reciprocal(a, b):
+    """a / b as the vector kernels compute it for moments in their range:
+    a * (1 / b), corrected twice by the remainder, each step one fused
+    multiply-add (csrc/adam_x86.c), emulated exactly."""
+    def fma(x, y, z):                   # x * y + z, rounded once
+        return float(Fraction(x) * Fraction(y) + Fraction(z))
+    y = 1 / b
+    q = a * y
+    for _ in range(2):
+        q = fma(-fma(q, b, -a), y, q)
+    return q
+
+
+@pytest.mark.parametrize("isa", ["best", "avx2", "portable", "plain"])
+def test_adam_divides_moments_below_the_vector_range_as_python_does(isa):
+    """Moments so small that the remainders of the vector kernels' quotients
+    underflow (near 2 ** -1022, where their quotient, emulated here, is not
+    the division's): the division's result all the same."""
+    rng = stdlib_random.Random(15)
+    bias1 = 1 - 0.9
+    grads = []
+    while len(grads) < 12:
+        g = math.ldexp(rng.randrange(2 ** 52, 2 ** 53), rng.randint(-1070, -1018) - 52)
+        m = 0.0 + (1 - 0.9) * g         # the first step's moment
+        if m and quotient_from_reciprocal(m, bias1) != m / bias1:
+            grads.append(rng.choice((g, -g)))
+    grads += [rng.gauss(0, 1) for _ in range(500)]
+    rng.shuffle(grads)
+    script = ("import json, sys\n"
+              "from microgpt.fused import Parameters, Adam\n"
+              "grads = json.loads(sys.stdin.read())\n"
+              "params = Parameters({'w': (1, len(grads))})\n"
+              "opt = Adam(params, 0.01)\n"
+              "for i, g in enumerate(grads): params.grad[i] = g\n"
+              "opt.step(0, 0.01)\n"
+              "print(json.dumps([x.hex() for x in params.data]))")
+    run = subprocess.run([sys.executable, "-c", script], input=json.dumps(grads),
+                         capture_output=True, text=True, env=dict(os.environ, MICROGPT_KERNELS=isa))
+    assert run.returncode == 0, run.stderr
+    params = [Value(0.0) for _ in grads]
+    opt = ScalarAdam(params, 0.01)
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt.step(0, 0.01)
     assert json.loads(run.stdout) == [p.data.hex() for p in params]
 
 
