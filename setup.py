@@ -64,8 +64,8 @@ extensions = [
     Extension("microgpt._random", ["src/microgpt/_random.pyx", "csrc/mt19937.c"],
               include_dirs=["csrc"]),
     Extension("microgpt._fused", ["src/microgpt/_fused.pyx", "csrc/fused.c", "csrc/adam.c",
-                                  "csrc/adam_x86.c", "csrc/cpu.c", "csrc/threads.c",
-                                  "csrc/pages.c"],
+                                  "csrc/adam_avx2.c", "csrc/adam_avx512.c", "csrc/cpu.c",
+                                  "csrc/threads.c", "csrc/pages.c"],
               include_dirs=["csrc"]),
     Extension("microgpt._peak", ["src/microgpt/_peak.pyx", "csrc/peak.c"], include_dirs=["csrc"]),
 ]

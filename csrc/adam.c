@@ -2,7 +2,7 @@
  * microgpt.py's Adam over all the parameters at once (fused_adam in
  * fused.h): portable C, plain and on vectors of two, and on x86-64 the same
  * formulas on vectors of four (AVX2) or eight (AVX-512) parameters
- * (adam_x86.c), chosen by cpu.h. Ranges of parameters are independent, so
+ * (adam_avx2.c, adam_avx512.c), chosen by cpu.h. Ranges of parameters are independent, so
  * they split among the threads of threads.h.
  */
 #include <math.h>

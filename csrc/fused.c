@@ -30,7 +30,8 @@
    independent sums), for AVX2 and for AVX-512, chosen at run time (cpu.h).
    They compute the same doubles as the portable loops here; the tests
    compare them. Their work splits among the threads of threads.h by
-   outputs: each output is one thread's. Adam is in adam.c and adam_x86.c. */
+   outputs: each output is one thread's. Adam is in adam.c, adam_avx2.c and
+   adam_avx512.c. */
 
 
 /* Softmax ------------------------------------------------------------------ */

@@ -758,7 +758,7 @@ def test_adam_divides_quotients_nearest_a_midpoint_as_python_does(isa):
 def quotient_from_reciprocal(a, b):
     """a / b as the vector kernels compute it for moments in their range:
     a * (1 / b), corrected twice by the remainder, each step one fused
-    multiply-add (csrc/adam_x86.c), emulated exactly."""
+    multiply-add (csrc/adam_avx2.c), emulated exactly."""
     def fma(x, y, z):                   # x * y + z, rounded once
         return float(Fraction(x) * Fraction(y) + Fraction(z))
     y = 1 / b

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-sources="tests/tools/kernels_check.c csrc/fused.c csrc/adam.c csrc/adam_x86.c csrc/cpu.c csrc/threads.c"
+sources="tests/tools/kernels_check.c csrc/fused.c csrc/adam.c csrc/adam_avx2.c csrc/adam_avx512.c csrc/cpu.c csrc/threads.c"
 flags="-O3 -ffp-contract=off -fno-builtin-pow -fno-builtin-sin -fno-builtin-cos -Wall -Wextra -Werror -Icsrc"
 gcc $flags $sources -lm -pthread -o "$work/native"
 aarch64-linux-gnu-gcc $flags $sources -lm -pthread -o "$work/aarch64"
