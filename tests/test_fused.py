@@ -705,6 +705,29 @@ def test_adam_divides_by_its_bias_corrections_as_python_does(isa, beta1, beta2, 
     assert json.loads(run.stdout) == [p.data.hex() for p in params]
 
 
+def assert_one_adam_step_from_zero_is_python_adam(isa, grads, beta1, beta2, step):
+    """One Adam step at `step` on parameters from 0.0 (so that an update's last
+    bit shows in them), in the kernels of isa, is microgpt.py's Adam's."""
+    script = ("import json, sys\n"
+              "from microgpt.fused import Parameters, Adam\n"
+              "grads, beta1, beta2, step = json.loads(sys.stdin.read())\n"
+              "params = Parameters({'w': (1, len(grads))})\n"
+              "opt = Adam(params, 0.01, beta1, beta2)\n"
+              "for i, g in enumerate(grads): params.grad[i] = g\n"
+              "opt.step(step, 0.01)\n"
+              "print(json.dumps([x.hex() for x in params.data]))")
+    run = subprocess.run([sys.executable, "-c", script],
+                         input=json.dumps([grads, beta1, beta2, step]),
+                         capture_output=True, text=True, env=dict(os.environ, MICROGPT_KERNELS=isa))
+    assert run.returncode == 0, run.stderr
+    params = [Value(0.0) for _ in grads]
+    opt = ScalarAdam(params, 0.01, beta1, beta2)
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt.step(step, 0.01)
+    assert json.loads(run.stdout) == [p.data.hex() for p in params]
+
+
 def quotients_nearest_a_midpoint(b, count, rng):
     """Numbers a whose quotient a / b is as near as a quotient of doubles can
     be to halfway between two doubles (the cases where a quotient from
@@ -728,31 +751,13 @@ def test_adam_divides_quotients_nearest_a_midpoint_as_python_does(isa):
     """m_hat = m / (1 - beta1 ** (step + 1)) is the division's result where
     the quotient is nearest halfway between two doubles, the hardest
     quotients to round (beta1 = 0.5 makes m exactly half the gradient, and
-    the correction 1 - 2 ** -21 at step 20). Parameters from 0.0, so that a
-    quotient's last bit shows in them."""
+    the correction 1 - 2 ** -21 at step 20)."""
     rng = stdlib_random.Random(14)
     bias1 = 1 - 0.5 ** 21
     moments = quotients_nearest_a_midpoint(bias1, 1024, rng)
     # the cases are hard: the reciprocal's quotient rounds otherwise in many
     assert sum(m * (1 / bias1) != m / bias1 for m in moments) > 100
-    grads = [2 * m for m in moments]
-    script = ("import json, sys\n"
-              "from microgpt.fused import Parameters, Adam\n"
-              "grads = json.loads(sys.stdin.read())\n"
-              "params = Parameters({'w': (1, len(grads))})\n"
-              "opt = Adam(params, 0.01, 0.5, 0.95)\n"
-              "for i, g in enumerate(grads): params.grad[i] = g\n"
-              "opt.step(20, 0.01)\n"
-              "print(json.dumps([x.hex() for x in params.data]))")
-    run = subprocess.run([sys.executable, "-c", script], input=json.dumps(grads),
-                         capture_output=True, text=True, env=dict(os.environ, MICROGPT_KERNELS=isa))
-    assert run.returncode == 0, run.stderr
-    params = [Value(0.0) for _ in grads]
-    opt = ScalarAdam(params, 0.01, 0.5, 0.95)
-    for p, g in zip(params, grads):
-        p.grad = g
-    opt.step(20, 0.01)
-    assert json.loads(run.stdout) == [p.data.hex() for p in params]
+    assert_one_adam_step_from_zero_is_python_adam(isa, [2 * m for m in moments], 0.5, 0.95, 20)
 
 
 def quotient_from_reciprocal(a, b):
@@ -783,23 +788,7 @@ def test_adam_divides_moments_below_the_vector_range_as_python_does(isa):
             grads.append(rng.choice((g, -g)))
     grads += [rng.gauss(0, 1) for _ in range(500)]
     rng.shuffle(grads)
-    script = ("import json, sys\n"
-              "from microgpt.fused import Parameters, Adam\n"
-              "grads = json.loads(sys.stdin.read())\n"
-              "params = Parameters({'w': (1, len(grads))})\n"
-              "opt = Adam(params, 0.01)\n"
-              "for i, g in enumerate(grads): params.grad[i] = g\n"
-              "opt.step(0, 0.01)\n"
-              "print(json.dumps([x.hex() for x in params.data]))")
-    run = subprocess.run([sys.executable, "-c", script], input=json.dumps(grads),
-                         capture_output=True, text=True, env=dict(os.environ, MICROGPT_KERNELS=isa))
-    assert run.returncode == 0, run.stderr
-    params = [Value(0.0) for _ in grads]
-    opt = ScalarAdam(params, 0.01)
-    for p, g in zip(params, grads):
-        p.grad = g
-    opt.step(0, 0.01)
-    assert json.loads(run.stdout) == [p.data.hex() for p in params]
+    assert_one_adam_step_from_zero_is_python_adam(isa, grads, 0.9, 0.95, 0)
 
 
 # -- the objects -----------------------------------------------------------------------
