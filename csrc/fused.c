@@ -67,7 +67,7 @@ static void softmax_exps_backward(const double *e, double total, double inverse,
     double total_2 = 0.0, dtotal = 0.0;     /* total_2 set below; gcc cannot tell */
     ptrdiff_t i;
 
-    pyfloat_pow(total, -2.0, &total_2);     /* total ** -1 succeeded: so does this */
+    pyfloat_reciprocal_square(total, &total_2);     /* total ** -1 succeeded: so does this */
     for (i = n - 1; i >= 0; i--)
         dtotal += (-1.0 * total_2) * (e[i] * dp[i]);
     for (i = 0; i < n; i++)
@@ -86,7 +86,7 @@ int fused_softmax(const double *x, double scale, double *y, ptrdiff_t rows, ptrd
             yt[i] = x[t * n + i] * scale;
         status = softmax_exps(yt, yt, n, &total);
         if (status == PYFLOAT_OK)
-            status = pyfloat_pow(total, -1.0, &inverse);
+            status = pyfloat_reciprocal(total, &inverse);
         if (status != PYFLOAT_OK)
             return status;
         for (i = 0; i < n; i++)                 /* [e / total for e in exps] */
@@ -106,7 +106,7 @@ void fused_softmax_backward(const double *x, double scale, const double *dy, dou
         for (i = 0; i < n; i++)                 /* the forward pass's exps again */
             e[i] = x[t * n + i] * scale;
         softmax_exps(e, e, n, &total);
-        pyfloat_pow(total, -1.0, &inverse);
+        pyfloat_reciprocal(total, &inverse);
         softmax_exps_backward(e, total, inverse, dy + t * n, de, n);
         for (i = 0; i < n; i++)                 /* through exp, then l * temperature**-1 */
             dx[t * n + i] += scale * (e[i] * de[i]);
@@ -450,7 +450,7 @@ int fused_rmsnorm(const double *x, double *y, double *scale, double *ms_eps,
 {
     double inverse_n, s;
     ptrdiff_t t, j;
-    int status = pyfloat_pow((double)n, -1.0, &inverse_n);    /* / len(x) */
+    int status = pyfloat_reciprocal((double)n, &inverse_n);    /* / len(x) */
 
     if (status != PYFLOAT_OK)
         return status;
@@ -462,7 +462,7 @@ int fused_rmsnorm(const double *x, double *y, double *scale, double *ms_eps,
             ms = ms + xt[j] * xt[j];
         ms = ms * inverse_n;
         ms_eps[t] = ms + 1e-5;
-        status = pyfloat_pow(ms_eps[t], -0.5, &s);  /* scale = (ms + 1e-5) ** -0.5 */
+        status = pyfloat_reciprocal_root(ms_eps[t], &s);  /* scale = (ms + 1e-5) ** -0.5 */
         if (status != PYFLOAT_OK)
             return status;
         scale[t] = s;
@@ -484,7 +484,7 @@ static inline void rmsnorm_backward(const double *x, const double *scale, const 
     double inverse_n = 0.0, power = 0.0;    /* set below; gcc cannot tell */
     ptrdiff_t t, j;
 
-    pyfloat_pow((double)n, -1.0, &inverse_n);
+    pyfloat_reciprocal((double)n, &inverse_n);
     for (t = 0; t < rows; t++) {
         const double *xt = x + t * n, *dyt = dy + t * n;
         double *dxt = dx + t * n;
@@ -494,7 +494,7 @@ static inline void rmsnorm_backward(const double *x, const double *scale, const 
             dscale += xt[j] * dyt[j];
         /* ** -0.5 has the local gradient -0.5 * (ms + 1e-5) ** -1.5, + 1e-5 passes
            it on, and ms = sum * len(x)**-1 gives the sum len(x)**-1 times that */
-        pyfloat_pow(ms_eps[t], -1.5, &power);
+        pyfloat_reciprocal_root_cubed(ms_eps[t], &power);
         dsum = inverse_n * ((-0.5 * power) * dscale);
         for (j = 0; j < n; j++) {
             dxt[j] += s * dyt[j];               /* xi * scale */
@@ -672,7 +672,7 @@ int fused_attention(const double *q, const double *const *k, const double *const
                     double *total = sums + 2 * (r * n_head + h);
                     status = softmax_exps(e, e, first + r + 1, total);
                     if (status == PYFLOAT_OK)
-                        status = pyfloat_pow(*total, -1.0, total + 1);
+                        status = pyfloat_reciprocal(*total, total + 1);
                 }
             if (status == PYFLOAT_OK)
                 threads_run(attention_values_part, &job, parts);
@@ -701,7 +701,7 @@ int fused_attention(const double *q, const double *const *k, const double *const
             /* attn_weights = softmax(attn_logits) */
             status = softmax_exps(e, e, n, total);
             if (status == PYFLOAT_OK)
-                status = pyfloat_pow(*total, -1.0, inverse);
+                status = pyfloat_reciprocal(*total, inverse);
             if (status != PYFLOAT_OK)
                 return status;
             /* head_out = [sum(attn_weights[t] * v_h[t][j] for t in range(len(v_h))) for j ...] */
@@ -825,7 +825,7 @@ int fused_cross_entropy(const double *logits, const ptrdiff_t *targets, double *
         double *e = exps + t * n, *sum = sums + 2 * t, *inverse = sum + 1;
         int status = softmax_exps(logits + t * n, e, n, sum);
         if (status == PYFLOAT_OK)
-            status = pyfloat_pow(*sum, -1.0, inverse);
+            status = pyfloat_reciprocal(*sum, inverse);
         if (status == PYFLOAT_OK)
             status = pyfloat_log(e[targets[t]] * *inverse, &log_p);
         if (status != PYFLOAT_OK)

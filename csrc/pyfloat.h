@@ -182,4 +182,93 @@ static inline double pyfloat_root(double x)
     return r;
 }
 
+/*
+ * x ** -1, x ** -2, x ** -0.5 and x ** -1.5 the same way, for the softmax's
+ * total and RMSNorm's mean square: q, a quotient within an ulp or two of
+ * the exact result, and e = 1 - q**k x**j (the result is x ** -(j / k)),
+ * from Dekker's error-free products, exact but for ulps of e itself. Then
+ * the result is q (1 - e) ** (-1 / k), which is q + q e / k but for e ** 2
+ * (e < 2**-50): r, that rounded, is the correctly rounded result unless
+ * the exact one is near a midpoint, and how far it is from r is known to
+ * far more than needed here. pow decides when that is near half an ulp;
+ * the ulp is the one below r (the smaller where r is a power of two). For
+ * x in the ranges below, |y log x| < 84: the bound of the squares' holds.
+ */
+
+/* a * b - p exactly, for p = a * b (Dekker's product: no overflow or underflow) */
+static inline double pyfloat_product_error(double a, double b, double p)
+{
+    const double ca = PYFLOAT_SPLIT * a, a_hi = ca - (ca - a), a_lo = a - a_hi;
+    const double cb = PYFLOAT_SPLIT * b, b_hi = cb - (cb - b), b_lo = b - b_hi;
+    return ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo;
+}
+
+/* 1 - a * b for a * b within a few ulps of 1: 1 - (h + l), where 1 - h is exact */
+static inline double pyfloat_one_minus_product(double a, double b)
+{
+    const double h = a * b;
+    return (1.0 - h) - pyfloat_product_error(a, b, h);
+}
+
+/* x ** y from q and e / k (above): r, or pow's result if r may not be it */
+static inline int pyfloat_corrected(double q, double e_k, double x, double y, double *out)
+{
+    const double c = q * e_k, r = q + c, d = c - (r - q);   /* d: exact - r (r - q is exact) */
+    if (fabs(d) < PYFLOAT_NEAR_HALF * pyfloat_ulp(fabs(r) * (1.0 - 0x1p-52))) {
+        *out = r;
+        return PYFLOAT_OK;
+    }
+    return pyfloat_pow(x, y, out);
+}
+
+/* x ** -1 for a float x: e = 1 - q x */
+static inline int pyfloat_reciprocal(double x, double *out)
+{
+    double q;
+    if (!(fabs(x) >= 0x1p-60 && fabs(x) <= 0x1p+60))
+        return pyfloat_pow(x, -1.0, out);
+    q = 1.0 / x;
+    return pyfloat_corrected(q, pyfloat_one_minus_product(q, x), x, -1.0, out);
+}
+
+/* x ** -2 for a float x: e = 1 - q x**2 = (1 - q p) - q (x**2 - p), p = x * x */
+static inline int pyfloat_reciprocal_square(double x, double *out)
+{
+    double p, q;
+    if (!(fabs(x) >= 0x1p-60 && fabs(x) <= 0x1p+60))
+        return pyfloat_pow(x, -2.0, out);
+    p = x * x;
+    q = 1.0 / p;
+    return pyfloat_corrected(q, pyfloat_one_minus_product(q, p) - q * pyfloat_square_error(x, p),
+                             x, -2.0, out);
+}
+
+/* x ** -0.5 for a float x: e = 1 - q**2 x = (1 - a x) - b x, q**2 = a + b */
+static inline int pyfloat_reciprocal_root(double x, double *out)
+{
+    double q, a;
+    if (!(x >= 0x1p-60 && x <= 0x1p+60))
+        return pyfloat_pow(x, -0.5, out);
+    q = 1.0 / sqrt(x);
+    a = q * q;
+    return pyfloat_corrected(q, (pyfloat_one_minus_product(a, x) - pyfloat_square_error(q, a) * x)
+                                * 0.5, x, -0.5, out);
+}
+
+/* x ** -1.5 for a float x: e = 1 - q**2 x**3, q**2 = a + b, x**3 = u + v
+   (u = x * x * x rounded twice, v its error but for the ulps of v) */
+static inline int pyfloat_reciprocal_root_cubed(double x, double *out)
+{
+    double q, a, s, u, v;
+    if (!(x >= 0x1p-40 && x <= 0x1p+40))
+        return pyfloat_pow(x, -1.5, out);
+    q = 1.0 / (x * sqrt(x));
+    a = q * q;
+    s = x * x;
+    u = s * x;
+    v = pyfloat_product_error(s, x, u) + pyfloat_square_error(x, s) * x;
+    return pyfloat_corrected(q, ((pyfloat_one_minus_product(a, u) - a * v)
+                                 - pyfloat_square_error(q, a) * u) * 0.5, x, -1.5, out);
+}
+
 #endif /* MICROGPT_PYFLOAT_H */

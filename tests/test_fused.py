@@ -207,6 +207,89 @@ def test_cross_entropy():
         cross_entropy(Tensor([[0.0, -1000.0]]), [1])
 
 
+def pow_is_not_nearest(x, y):
+    """Whether Python's x ** y, for x > 0 and y = -n / 2, is not the double
+    nearest the exact power p: p ** 2 * x ** n is 1, compared exactly with
+    the midpoints on either side of x ** y. pow's rare misroundings."""
+    z, n = x ** y, round(-2 * y)
+    below = (Fraction(z) + Fraction(math.nextafter(z, 0.0))) / 2
+    above = (Fraction(z) + Fraction(math.nextafter(z, math.inf))) / 2
+    return not below ** 2 * Fraction(x) ** n <= 1 <= above ** 2 * Fraction(x) ** n
+
+
+def rows_whose_total_pow_is_not_nearest(y, count, rng):
+    """Logit rows [0.0, l] whose softmax total, 1.0 + exp(l), has total ** y
+    other than the nearest double: searched for."""
+    rows = []
+    while len(rows) < count:
+        row = [0.0, -4.0 * rng.random()]
+        if pow_is_not_nearest(1.0 + math.exp(row[1]), y):
+            rows.append(row)
+    return rows
+
+
+def test_softmax_and_cross_entropy_take_pow_of_the_total_as_python_does():
+    """total ** -1 (the probabilities) and total ** -2 (its gradient) where pow
+    is not the nearest double: the kernels take the nearest only where it is
+    pow's result, as Value's / and ** do."""
+    rng = stdlib_random.Random(15)
+    inverse_rows = rows_whose_total_pow_is_not_nearest(-1.0, 3, rng)
+    rows = inverse_rows + rows_whose_total_pow_is_not_nearest(-2.0, 3, rng)
+    expected = [scalar.softmax(row) for row in values(inverse_rows)]
+    assert hexes(softmax(Tensor(inverse_rows), 1.0).tolist()) == hexes(data(expected))
+    targets = [0, 1, 0, 0, 1, 0]
+    logits = Tensor(rows)
+    loss = cross_entropy(logits, targets)
+    loss.backward()
+    xs = values(rows)
+    losses = [-scalar.softmax(row)[t].log() for row, t in zip(xs, targets)]
+    scalar_loss = (1 / len(losses)) * sum(losses)
+    scalar_loss.backward()
+    assert loss.data.hex() == scalar_loss.data.hex()
+    assert hexes(logits.grad.tolist()) == hexes([[v.grad for v in row] for row in xs])
+
+
+def rows_whose_mean_square_pow_is_not_nearest(y, count, rng):
+    """Rows of 16 whose ms + 1e-5 (rmsnorm's, as microgpt.py adds and scales
+    it) has (ms + 1e-5) ** y other than the nearest double: searched for."""
+    rows = []
+    while len(rows) < count:
+        row = [rng.gauss(0, 1) for _ in range(16)]
+        squares = 0
+        for xi in row:
+            squares = squares + xi * xi
+        if pow_is_not_nearest(squares * 16 ** -1 + 1e-5, y):
+            rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("isa", ["best", "avx2", "portable", "plain"])
+def test_rmsnorm_takes_pow_of_the_mean_square_as_python_does(isa):
+    """(ms + 1e-5) ** -0.5 (the scale) and ** -1.5 (its gradient) where pow is
+    not the nearest double, through a linear layer and the loss."""
+    rng = stdlib_random.Random(16)
+    rows = (rows_whose_mean_square_pow_is_not_nearest(-0.5, 3, rng)
+            + rows_whose_mean_square_pow_is_not_nearest(-1.5, 3, rng))
+    w, targets = matrix(rng, 5, 16), [0, 1, 2, 3, 4, 0]
+    script = ("import json, sys\n"
+              "from microgpt.fused import Tensor, cross_entropy, linear, rmsnorm\n"
+              "rows, w, targets = json.loads(sys.stdin.read())\n"
+              "x = Tensor([[float.fromhex(v) for v in row] for row in rows])\n"
+              "w = Tensor([[float.fromhex(v) for v in row] for row in w])\n"
+              "y = rmsnorm(x); cross_entropy(linear(y, w), targets).backward()\n"
+              "print(json.dumps([[[v.hex() for v in row] for row in t.tolist()]"
+              " for t in (y, x.grad)]))")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         input=json.dumps([hexes(rows), hexes(w), targets]),
+                         env=dict(os.environ, MICROGPT_KERNELS=isa))
+    assert run.returncode == 0, run.stderr
+    xs, ws = values(rows), values(w)
+    ys = [scalar.rmsnorm(row) for row in xs]
+    losses = [-scalar.softmax(scalar.linear(y, ws))[t].log() for y, t in zip(ys, targets)]
+    ((1 / len(losses)) * sum(losses)).backward()
+    assert json.loads(run.stdout) == [hexes(data(ys)), hexes([[v.grad for v in row] for row in xs])]
+
+
 # -- backward: the gradients of microgpt.py's graph, in its order -------------------
 
 def test_backward_of_a_microgpt_block_equals_the_scalar_graph():
