@@ -46,9 +46,10 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu2": relu_squared, "re
 
 class FusedGPT:
     """microgpt.py's model on fused operations: ``state_dict`` with Tensor
-    views of its parameter matrices, ``params`` with every parameter in its
-    order (a memoryview of the one contiguous array), and ``gpt()``: the
-    methods of microgpt.model.GPT, on the fused operations."""
+    views of its parameter matrices (``layers`` has each layer's, by their
+    names after ``layer{li}.``), ``params`` with every parameter in its order
+    (a memoryview of the one contiguous array), and ``gpt()``: the methods
+    of microgpt.model.GPT, on the fused operations."""
 
     exact = False       # the fused operations (the same floats)
 
@@ -60,6 +61,10 @@ class FusedGPT:
         self.parameters = Parameters({name: (nout, nin) for name, nout, nin, _ in matrices})
         self.state_dict = self.parameters.state_dict
         self.params = self.parameters.data
+        # each layer's matrices by their names after f'layer{li}.': gpt() takes
+        # them there, without making and hashing the names anew on every call
+        self.layers = [{name.partition('.')[2]: matrix for name, matrix in self.state_dict.items()
+                        if name.partition('.')[0] == f'layer{li}'} for li in range(config.n_layer)]
         if random is not None:
             offset = 0
             for _, nout, nin, std in matrices:
@@ -85,21 +90,22 @@ class FusedGPT:
         x = add(tok_emb, pos_emb)
         x = rmsnorm(x)
         for li in range(n_layer):
+            layer = self.layers[li]         # layer['attn_wq'] is state_dict[f'layer{li}.attn_wq']
             x_residual = x
             x = rmsnorm(x)
-            q = linear(x, state_dict[f'layer{li}.attn_wq'])
-            k = linear(x, state_dict[f'layer{li}.attn_wk'])
-            v = linear(x, state_dict[f'layer{li}.attn_wv'])
+            q = linear(x, layer['attn_wq'])
+            k = linear(x, layer['attn_wk'])
+            v = linear(x, layer['attn_wv'])
             keys[li].append(k)
             values[li].append(v)
             x_attn = attention(q, keys[li], values[li], n_head, lengths)
-            x = linear(x_attn, state_dict[f'layer{li}.attn_wo'])
+            x = linear(x_attn, layer['attn_wo'])
             x = add(x, x_residual)
             x_residual = x
             x = rmsnorm(x)
-            x = linear(x, state_dict[f'layer{li}.mlp_fc1'])
+            x = linear(x, layer['mlp_fc1'])
             x = activation(x)
-            x = linear(x, state_dict[f'layer{li}.mlp_fc2'])
+            x = linear(x, layer['mlp_fc2'])
             x = add(x, x_residual)
         logits = linear(x, state_dict['lm_head'])
         return logits
