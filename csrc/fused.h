@@ -5,8 +5,9 @@
  * Forward kernels do the same float operations in the same order as
  * microgpt.py, so their results equal its results bit for bit: a sum starts
  * from 0 and adds the terms in order, a division by a Value is a
- * multiplication by its inverse (x ** -1), and pow, exp and log are the libm
- * calls Python makes (pyfloat.h). Backward kernels compute the local
+ * multiplication by its inverse (x ** -1), and pow, exp and log give what
+ * the libm calls Python makes return (pyfloat.h: pow is asked where a
+ * cheaper exact result may not be its). Backward kernels compute the local
  * gradients of microgpt.py's graph and add them (+=) in the order its
  * backward() does, so that the gradients are the same doubles too.
  *
