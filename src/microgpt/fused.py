@@ -63,8 +63,9 @@ class FusedGPT:
         self.params = self.parameters.data
         # each layer's matrices by their names after f'layer{li}.': gpt() takes
         # them there, without making and hashing the names anew on every call
-        self.layers = [{name.partition('.')[2]: matrix for name, matrix in self.state_dict.items()
-                        if name.partition('.')[0] == f'layer{li}'} for li in range(config.n_layer)]
+        self.layers = [{name.removeprefix(f'layer{li}.'): matrix
+                        for name, matrix in self.state_dict.items() if name.startswith(f'layer{li}.')}
+                       for li in range(config.n_layer)]
         if random is not None:
             offset = 0
             for _, nout, nin, std in matrices:
