@@ -15,6 +15,8 @@ int kernel_isa(void)
         isa = ISA_PORTABLE;
 #endif
 #ifdef HAVE_AVX2
+        if (!__builtin_cpu_supports("sse3"))   /* PORTABLE_TARGET */
+            isa = ISA_PLAIN;
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
             isa = __builtin_cpu_supports("avx512f") ? ISA_AVX512 : ISA_AVX2;
 #endif

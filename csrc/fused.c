@@ -116,12 +116,12 @@ void fused_softmax_backward(const double *x, double scale, const double *dy, dou
 
 #ifdef HAVE_VECTORS
 /* The kernels of kernels_template.h: portable (vectors of two doubles, for
-   any target), and on x86-64 for AVX2 and for AVX-512 */
+   any target; SSE3 on x86-64, cpu.h), and on x86-64 for AVX2 and for AVX-512 */
 #define VW 2
 #define TILE_ROWS 6
 #define TILE_VECTORS 2
 #define K(name) name##_vec2
-#define KERNEL
+#define KERNEL PORTABLE_TARGET
 #include "kernels_template.h"
 #undef VW
 #undef TILE_ROWS

@@ -46,8 +46,9 @@ from microgpt._cfused cimport *
 
 def kernel_isa():
     """The instruction set the kernels run with on this CPU: "avx512", "avx2",
-    "portable" (vectors of two doubles, for any CPU) or "plain" (C loops, what
-    a compiler without vector extensions builds). MICROGPT_KERNELS=avx2,
+    "portable" (vectors of two doubles: NEON on ARM, SSE3 on x86-64) or "plain"
+    (C loops: what a compiler without vector extensions builds, and what an
+    x86-64 CPU without SSE3 runs). MICROGPT_KERNELS=avx2,
     =portable or =plain in the environment caps it."""
     return fused_kernel_isa().decode()
 
