@@ -53,9 +53,11 @@ static inline vec2 abs2(vec2 x)
     return (vec2)((mask2)x & 0x7fffffffffffffffLL);
 }
 
-static inline vec2 ulp2(vec2 x)                 /* pyfloat_ulp */
+/* k times pyfloat_ulp of two positive doubles, from ulp_k = k * 2**-52: the
+   power of two of each times ulp_k, exact (a check's bound in one product) */
+static inline vec2 ulp2(vec2 x, double ulp_k)
 {
-    return (vec2)((mask2)x & 0x7ff0000000000000LL) * 0x1p-52;
+    return (vec2)((mask2)x & 0x7ff0000000000000LL) * ulp_k;
 }
 
 static inline vec2 square_error2(vec2 x, vec2 p)    /* pyfloat_square_error */
@@ -75,13 +77,34 @@ static inline vec2 sqrt2(vec2 x)
 #endif
 }
 
-/* appends to listed (at count, returned grown) j and j + 1 where ok is not set */
-static inline ptrdiff_t list2(ptrdiff_t *listed, ptrdiff_t count, ptrdiff_t j, mask2 ok)
+/* a & b and a | b of masks: on SSE2 as the instructions of doubles, as GCC 12
+   makes & and | of 64-bit lanes' comparisons into steps on each lane */
+static inline mask2 and2(mask2 a, mask2 b)
 {
-    listed[count] = j;
-    count += !ok[0];
-    listed[count] = j + 1;
-    return count + !ok[1];
+#if defined(__SSE2__)
+    return (mask2)_mm_and_pd((__m128d)a, (__m128d)b);
+#else
+    return a & b;
+#endif
+}
+
+static inline mask2 or2(mask2 a, mask2 b)
+{
+#if defined(__SSE2__)
+    return (mask2)_mm_or_pd((__m128d)a, (__m128d)b);
+#else
+    return a | b;
+#endif
+}
+
+/* ok's lanes as adam_list's byte: bit k set where lane k is */
+static inline unsigned char bits2(mask2 ok)
+{
+#if defined(__SSE2__)
+    return (unsigned char)_mm_movemask_pd((__m128d)ok);
+#else
+    return (unsigned char)((ok[0] & 1) | (ok[1] & 2));
+#endif
 }
 
 static ptrdiff_t adam_vec2(double *p, double *g, double *m, double *v, ptrdiff_t n,
@@ -89,20 +112,22 @@ static ptrdiff_t adam_vec2(double *p, double *g, double *m, double *v, ptrdiff_t
                            double bias1, double bias2)
 {
     double square[ADAM_CHUNK], root[ADAM_CHUNK];  /* a chunk's g ** 2 (then m_hat), v_hat ** 0.5 */
+    unsigned char oks[ADAM_OKS(2)];     /* each vector's checks passed (adam_list) */
     ptrdiff_t listed[ADAM_CHUNK], start, end = 0, count, i, k;
 
     for (start = 0; start + 2 <= n; start = end) {
         end = start + ADAM_CHUNK < n ? start + ADAM_CHUNK : start + (n - start) / 2 * 2;
         /* g ** 2 */
-        count = 0;
         for (i = start; i < end; i += 2) {
             const vec2 gi = LOAD2(g + i), sq = gi * gi, a = abs2(gi);
-            const mask2 ok = ((a >= 0x1p-60) & (a <= 0x1p+60) &
-                              (abs2(square_error2(gi, sq)) < PYFLOAT_NEAR_HALF * ulp2(sq))) |
-                             (gi == 0.0);
+            const mask2 ok = or2(and2(and2(a >= 0x1p-60, a <= 0x1p+60),
+                                      abs2(square_error2(gi, sq))
+                                      < ulp2(sq, PYFLOAT_NEAR_HALF * 0x1p-52)),
+                                 gi == 0.0);
             STORE2(square + (i - start), sq);
-            count = list2(listed, count, i - start, ok);
+            oks[(i - start) / 2] = bits2(ok);
         }
+        count = adam_list(oks, (end - start) / 2, 2, listed);
         for (k = 0; k < count; k++)     /* (an overflow leaves the product's inf) */
             pyfloat_pow(g[start + listed[k]], 2.0, &square[listed[k]]);
         /* the moments, m_hat and v_hat; then v_hat ** 0.5 */
@@ -114,16 +139,16 @@ static ptrdiff_t adam_vec2(double *p, double *g, double *m, double *v, ptrdiff_t
             STORE2(square + (i - start), mi / bias1);       /* m_hat */
             STORE2(root + (i - start), vi / bias2);         /* v_hat */
         }
-        count = 0;
         for (i = start; i < end; i += 2) {
             const vec2 v_hat = LOAD2(root + (i - start)), r = sqrt2(v_hat), rr = r * r;
-            const mask2 ok = ((v_hat >= 0x1p-120) & (v_hat <= 0x1p+120) &
-                              (abs2((v_hat - rr) - square_error2(r, rr))
-                               < PYFLOAT_NEAR_HALF * ulp2(r) * 2.0 * r)) |
-                             (v_hat == 0.0);
+            const mask2 ok = or2(and2(and2(v_hat >= 0x1p-120, v_hat <= 0x1p+120),
+                                      abs2((v_hat - rr) - square_error2(r, rr))
+                                      < ulp2(r, 2.0 * PYFLOAT_NEAR_HALF * 0x1p-52) * r),
+                                 v_hat == 0.0);
             STORE2(root + (i - start), r);
-            count = list2(listed, count, i - start, ok);
+            oks[(i - start) / 2] = bits2(ok);
         }
+        count = adam_list(oks, (end - start) / 2, 2, listed);
         for (k = 0; k < count; k++)     /* v_hat again: the same division */
             pyfloat_pow(v[start + listed[k]] / bias2, 0.5, &root[listed[k]]);
         /* p -= lr_t * m_hat / (v_hat ** 0.5 + eps) */

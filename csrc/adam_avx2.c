@@ -72,23 +72,6 @@ static inline __m256d within_avx2(__m256d x, double low, double high)
                          _mm256_cmp_pd(x, _mm256_set1_pd(high), _CMP_LE_OQ));
 }
 
-/* the lane numbers of the bits set in a mask of four, first to last */
-static const int64_t lanes_of[16][4] = {
-    {0}, {0}, {1}, {0, 1}, {2}, {0, 2}, {1, 2}, {0, 1, 2}, {3}, {0, 3}, {1, 3}, {0, 1, 3},
-    {2, 3}, {0, 2, 3}, {1, 2, 3}, {0, 1, 2, 3}};
-
-/* appends to listed (at count, returned grown) j + the lanes not set in ok:
-   all four are stored, and there is room for them while count <= j and
-   j + 4 <= ADAM_CHUNK */
-__attribute__((target("avx2,fma")))
-static inline ptrdiff_t list_avx2(ptrdiff_t *listed, ptrdiff_t count, ptrdiff_t j, __m256d ok)
-{
-    const int bad = ~_mm256_movemask_pd(ok) & 15;
-    _mm256_storeu_si256((__m256i *)(listed + count), _mm256_add_epi64(
-        _mm256_set1_epi64x(j), _mm256_loadu_si256((const __m256i *)lanes_of[bad])));
-    return count + __builtin_popcount((unsigned)bad);
-}
-
 /*
  * The AVX2 loop runs two chunks' passes at once: a chunk's roots beside the
  * next one's squares, then its updates beside the next one's moments. The
@@ -104,10 +87,9 @@ struct adam4 {
 
 struct chunk4 {
     ptrdiff_t start, end;                   /* its parameters */
-    ptrdiff_t squares, roots;               /* how many of each are listed for pow */
     __m256d in_range;                       /* lanes whose every moment was in range */
     double square[ADAM_CHUNK], root[ADAM_CHUNK];  /* g ** 2 (then m_hat); v_hat (then its root) */
-    ptrdiff_t listed_squares[ADAM_CHUNK], listed_roots[ADAM_CHUNK];
+    unsigned char ok_squares[ADAM_OKS(4)], ok_roots[ADAM_OKS(4)];  /* (adam_list) */
 };
 
 /* the chunk of parameters from start, as yet without squares */
@@ -116,7 +98,6 @@ static void chunk4_begin(struct chunk4 *h, ptrdiff_t start, ptrdiff_t n)
 {
     h->start = start;
     h->end = start + ADAM_CHUNK < n ? start + ADAM_CHUNK : start + (n - start) / 4 * 4;
-    h->squares = h->roots = 0;
     h->in_range = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
 }
 
@@ -132,15 +113,17 @@ static inline void squares4(const double *g, struct chunk4 *h, ptrdiff_t i)
                       _mm256_cmp_pd(error, ulp_avx2(sq, PYFLOAT_NEAR_HALF * 0x1p-52), _CMP_LT_OQ)),
         _mm256_cmp_pd(gi, _mm256_setzero_pd(), _CMP_EQ_OQ));
     _mm256_storeu_pd(h->square + (i - h->start), sq);
-    h->squares = list_avx2(h->listed_squares, h->squares, i - h->start, ok);
+    h->ok_squares[(i - h->start) / 4] = (unsigned char)_mm256_movemask_pd(ok);
 }
 
-/* after the squares: pow's where listed (an overflow leaves the product's inf) */
+/* after the squares: pow's where a check failed (an overflow leaves the
+   product's inf) */
 static void chunk4_squares_done(struct chunk4 *h, const double *g)
 {
-    ptrdiff_t k;
-    for (k = 0; k < h->squares; k++)
-        pyfloat_pow(g[h->start + h->listed_squares[k]], 2.0, &h->square[h->listed_squares[k]]);
+    ptrdiff_t listed[ADAM_CHUNK], count, k;
+    count = adam_list(h->ok_squares, (h->end - h->start) / 4, 4, listed);
+    for (k = 0; k < count; k++)
+        pyfloat_pow(g[h->start + listed[k]], 2.0, &h->square[listed[k]]);
 }
 
 /* the moments; m_hat and v_hat */
@@ -188,15 +171,17 @@ static inline void roots4(struct chunk4 *h, ptrdiff_t i)
                                     _CMP_LT_OQ)),
         _mm256_cmp_pd(v_hat, _mm256_setzero_pd(), _CMP_EQ_OQ));
     _mm256_storeu_pd(h->root + j, r);
-    h->roots = list_avx2(h->listed_roots, h->roots, j, ok);
+    h->ok_roots[j / 4] = (unsigned char)_mm256_movemask_pd(ok);
 }
 
-/* after the roots: pow's where listed, of v_hat again (the same division) */
+/* after the roots: pow's where a check failed, of v_hat again (the same
+   division) */
 static void chunk4_roots_done(struct chunk4 *h, const double *v, double bias2)
 {
-    ptrdiff_t k;
-    for (k = 0; k < h->roots; k++)
-        pyfloat_pow(v[h->start + h->listed_roots[k]] / bias2, 0.5, &h->root[h->listed_roots[k]]);
+    ptrdiff_t listed[ADAM_CHUNK], count, k;
+    count = adam_list(h->ok_roots, (h->end - h->start) / 4, 4, listed);
+    for (k = 0; k < count; k++)
+        pyfloat_pow(v[h->start + listed[k]] / bias2, 0.5, &h->root[listed[k]]);
 }
 
 /* p -= lr_t * m_hat / (v_hat ** 0.5 + eps) */

@@ -44,19 +44,6 @@ static inline __mmask8 in_range_avx512(__m512d a)
             _mm512_cmp_pd_mask(a, _mm512_setzero_pd(), _CMP_EQ_OQ));
 }
 
-/* appends to listed (at count, returned grown) j + the lanes not set in ok,
-   as list_avx2 does: compressed in a register, then stored whole (a
-   compressing store to memory is microcoded on AMD's Zen 4, measured: Adam
-   1.6x slower) */
-__attribute__((target("avx512f")))
-static inline ptrdiff_t list_avx512(ptrdiff_t *listed, ptrdiff_t count, ptrdiff_t j, __mmask8 ok)
-{
-    const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
-    _mm512_storeu_si512(listed + count, _mm512_maskz_compress_epi64(
-        (__mmask8)~ok, _mm512_add_epi64(_mm512_set1_epi64(j), lanes)));
-    return count + __builtin_popcount((unsigned)(__mmask8)~ok);
-}
-
 /* Adam's passes on vectors of eight: the squares; the moments, their
    quotients and the roots in one; the updates */
 __attribute__((target("avx512f")))
@@ -68,6 +55,7 @@ ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff_t n,
     const __m512d c1 = _mm512_set1_pd(1 - beta1), c2 = _mm512_set1_pd(1 - beta2);
     const __m512d lr = _mm512_set1_pd(lr_t), e = _mm512_set1_pd(eps), zero = _mm512_setzero_pd();
     double square[ADAM_CHUNK], root[ADAM_CHUNK];  /* a chunk's g ** 2 (then m_hat), v_hat ** 0.5 */
+    unsigned char oks[ADAM_OKS(8)];     /* each vector's checks passed (adam_list) */
     ptrdiff_t listed[ADAM_CHUNK], start, end = 0, count, i, k;
     double r1, r2;
     __m512d d1, d2, y1, y2;
@@ -82,7 +70,6 @@ ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff_t n,
     for (start = 0; start + 8 <= n; start = end) {
         end = start + ADAM_CHUNK < n ? start + ADAM_CHUNK : start + (n - start) / 8 * 8;
         /* g ** 2 */
-        count = 0;
         for (i = start; i < end; i += 8) {
             const __m512d gi = _mm512_loadu_pd(g + i), sq = _mm512_mul_pd(gi, gi);
             const __m512d error = _mm512_abs_pd(_mm512_fmsub_pd(gi, gi, sq));
@@ -93,12 +80,12 @@ ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff_t n,
                                     _CMP_LT_OQ);
             ok |= _mm512_cmp_pd_mask(gi, zero, _CMP_EQ_OQ);
             _mm512_storeu_pd(square + (i - start), sq);
-            count = list_avx512(listed, count, i - start, ok);
+            oks[(i - start) / 8] = ok;
         }
+        count = adam_list(oks, (end - start) / 8, 8, listed);
         for (k = 0; k < count; k++)     /* (an overflow leaves the product's inf) */
             pyfloat_pow(g[start + listed[k]], 2.0, &square[listed[k]]);
         /* the moments, m_hat, and v_hat ** 0.5 */
-        count = 0;
         in_range = 0xff;
         for (i = start; i < end; i += 8) {
             const __m512d gi = _mm512_loadu_pd(g + i);
@@ -121,16 +108,18 @@ ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff_t n,
             _mm512_storeu_pd(square + (i - start), m_hat);
             _mm512_storeu_pd(root + (i - start), r);
             in_range &= in_range_avx512(mi) & in_range_avx512(vi);
-            count = list_avx512(listed, count, i - start, ok);
+            oks[(i - start) / 8] = ok;
         }
         if (in_range != 0xff)           /* a moment out of range: the divider's, and pow's */
             for (i = start; i < end; i++) {
                 square[i - start] = m[i] / bias1;
                 root[i - start] = pyfloat_root(v[i] / bias2);
             }
-        else
+        else {
+            count = adam_list(oks, (end - start) / 8, 8, listed);
             for (k = 0; k < count; k++)     /* v_hat again: the same division */
                 pyfloat_pow(v[start + listed[k]] / bias2, 0.5, &root[listed[k]]);
+        }
         /* p -= lr_t * m_hat / (v_hat ** 0.5 + eps) */
         for (i = start; i < end; i += 8) {
             _mm512_storeu_pd(p + i, _mm512_sub_pd(_mm512_loadu_pd(p + i), _mm512_div_pd(
