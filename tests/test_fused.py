@@ -856,22 +856,36 @@ def quotient_from_reciprocal(a, b):
     return q
 
 
+@functools.cache
+def grads_with_moments_below_the_vector_range():
+    """Gradients from a normal distribution, and in every 84 of them one whose
+    first-step moments are so small (near 2 ** -1022) that the remainders of
+    the vector kernels' quotients underflow and the update their quotients
+    (emulated here) would make is not the division's."""
+    rng = stdlib_random.Random(15)
+    bias1, bias2 = 1 - 0.9, 1 - 0.95
+
+    def update(g, divide):              # the first step's update of a parameter at 0.0
+        m, v = 0.9 * 0.0 + (1 - 0.9) * g, 0.95 * 0.0 + (1 - 0.95) * g ** 2
+        return 0.0 - 0.01 * divide(m, bias1) / (divide(v, bias2) ** 0.5 + 1e-8)
+
+    grads = [rng.gauss(0, 1) for _ in range(24 * 84)]
+    for k in range(24):
+        while True:
+            g = rng.choice((1, -1)) * math.ldexp(rng.randrange(2 ** 52, 2 ** 53),
+                                                 rng.randint(-1070, -1018) - 52)
+            if update(g, quotient_from_reciprocal) != update(g, operator.truediv):
+                break
+        grads[k * 84 + rng.randrange(84)] = g
+    return grads
+
+
 @pytest.mark.parametrize("isa", ["best", "avx2", "portable", "plain"])
 def test_adam_divides_moments_below_the_vector_range_as_python_does(isa):
-    """Moments so small that the remainders of the vector kernels' quotients
-    underflow (near 2 ** -1022, where their quotient, emulated here, is not
-    the division's): the division's result all the same."""
-    rng = stdlib_random.Random(15)
-    bias1 = 1 - 0.9
-    grads = []
-    while len(grads) < 12:
-        g = math.ldexp(rng.randrange(2 ** 52, 2 ** 53), rng.randint(-1070, -1018) - 52)
-        m = 0.0 + (1 - 0.9) * g         # the first step's moment
-        if m and quotient_from_reciprocal(m, bias1) != m / bias1:
-            grads.append(rng.choice((g, -g)))
-    grads += [rng.gauss(0, 1) for _ in range(500)]
-    rng.shuffle(grads)
-    assert_one_adam_step_from_zero_is_python_adam(isa, grads, 0.9, 0.95, 0)
+    """Moments below the range of the vector kernels' quotients, in every
+    chunk the vector loops take: the division's results all the same."""
+    assert_one_adam_step_from_zero_is_python_adam(
+        isa, grads_with_moments_below_the_vector_range(), 0.9, 0.95, 0)
 
 
 # -- the objects -----------------------------------------------------------------------
