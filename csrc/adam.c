@@ -22,15 +22,22 @@
 #endif
 
 /* One parameter's update, microgpt.py's Adam formula by formula: p.grad ** 2
-   and v_hat ** 0.5 are pow()'s results (pyfloat_square, pyfloat_root). */
+   and v_hat ** 0.5 are pow()'s results (pyfloat_square, pyfloat_root; where
+   Python would raise, noted in e as parameter i's) */
 static inline void adam_one(double *p, double *g, double *m, double *v, double lr_t,
-                            double beta1, double beta2, double eps, double bias1, double bias2)
+                            double beta1, double beta2, double eps, double bias1, double bias2,
+                            ptrdiff_t i, struct adam_error *e)
 {
-    double m_hat, v_hat;
+    double m_hat, v_hat, square;
+    square = pyfloat_square(*g);                            /* p.grad ** 2 */
+    if (isinf(square) && isfinite(*g))
+        adam_failed(e, 2 * i, PYFLOAT_OVERFLOW);
     *m = beta1 * *m + (1 - beta1) * *g;
-    *v = beta2 * *v + (1 - beta2) * pyfloat_square(*g);    /* p.grad ** 2 */
+    *v = beta2 * *v + (1 - beta2) * square;
     m_hat = *m / bias1;
     v_hat = *v / bias2;
+    if (v_hat < 0.0 && isfinite(v_hat))
+        adam_failed(e, 2 * i + 1, PYFLOAT_COMPLEX);
     *p -= lr_t * m_hat / (pyfloat_root(v_hat) + eps);       /* v_hat ** 0.5 */
     *g = 0.0;
 }
@@ -109,7 +116,7 @@ static inline unsigned char bits2(mask2 ok)
 
 static ptrdiff_t adam_vec2(double *p, double *g, double *m, double *v, ptrdiff_t n,
                            double lr_t, double beta1, double beta2, double eps,
-                           double bias1, double bias2)
+                           double bias1, double bias2, struct adam_error *e)
 {
     double square[ADAM_CHUNK], root[ADAM_CHUNK];  /* a chunk's g ** 2 (then m_hat), v_hat ** 0.5 */
     unsigned char oks[ADAM_OKS(2)];     /* each vector's checks passed (adam_list) */
@@ -129,7 +136,8 @@ static ptrdiff_t adam_vec2(double *p, double *g, double *m, double *v, ptrdiff_t
         }
         count = adam_list(oks, (end - start) / 2, 2, listed);
         for (k = 0; k < count; k++)     /* (an overflow leaves the product's inf) */
-            pyfloat_pow(g[start + listed[k]], 2.0, &square[listed[k]]);
+            adam_failed(e, 2 * (start + listed[k]),
+                        pyfloat_pow(g[start + listed[k]], 2.0, &square[listed[k]]));
         /* the moments, m_hat and v_hat; then v_hat ** 0.5 */
         for (i = start; i < end; i += 2) {
             const vec2 mi = beta1 * LOAD2(m + i) + (1 - beta1) * LOAD2(g + i);
@@ -150,7 +158,8 @@ static ptrdiff_t adam_vec2(double *p, double *g, double *m, double *v, ptrdiff_t
         }
         count = adam_list(oks, (end - start) / 2, 2, listed);
         for (k = 0; k < count; k++)     /* v_hat again: the same division */
-            pyfloat_pow(v[start + listed[k]] / bias2, 0.5, &root[listed[k]]);
+            adam_failed(e, 2 * (start + listed[k]) + 1,
+                        pyfloat_pow(v[start + listed[k]] / bias2, 0.5, &root[listed[k]]));
         /* p -= lr_t * m_hat / (v_hat ** 0.5 + eps) */
         for (i = start; i < end; i += 2) {
             STORE2(p + i, LOAD2(p + i) - lr_t * LOAD2(square + (i - start)) /
@@ -162,32 +171,34 @@ static ptrdiff_t adam_vec2(double *p, double *g, double *m, double *v, ptrdiff_t
 }
 #endif
 
-/* fused_adam of parameters start .. start + n - 1 */
+/* fused_adam of parameters start .. start + n - 1 (their numbers from 0 in e) */
 static void adam_range(double *p, double *g, double *m, double *v, ptrdiff_t n,
                        double lr_t, double beta1, double beta2, double eps,
-                       double bias1, double bias2)
+                       double bias1, double bias2, struct adam_error *e)
 {
     ptrdiff_t i = 0;
 
 #ifdef HAVE_AVX2
     if (kernel_isa() == ISA_AVX512)
-        i = adam_avx512(p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2);
+        i = adam_avx512(p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2, e);
     else if (kernel_isa() == ISA_AVX2)
-        i = adam_avx2(p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2);
+        i = adam_avx2(p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2, e);
     else
 #endif
 #ifdef HAVE_VECTORS
     if (kernel_isa() == ISA_PORTABLE)
-        i = adam_vec2(p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2);
+        i = adam_vec2(p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2, e);
 #endif
     for (; i < n; i++)
-        adam_one(p + i, g + i, m + i, v + i, lr_t, beta1, beta2, eps, bias1, bias2);
+        adam_one(p + i, g + i, m + i, v + i, lr_t, beta1, beta2, eps, bias1, bias2, i, e);
 }
 
 struct adam_job {
     double *p, *g, *m, *v;
     ptrdiff_t n;
     double lr_t, beta1, beta2, eps, bias1, bias2;
+    struct adam_error *errors;      /* each part's, numbered from its start */
+    ptrdiff_t *starts;
 };
 
 static void adam_part(void *context, ptrdiff_t part, ptrdiff_t parts)
@@ -195,15 +206,25 @@ static void adam_part(void *context, ptrdiff_t part, ptrdiff_t parts)
     struct adam_job *j = context;
     ptrdiff_t start, end;
     threads_share(j->n, 8, part, parts, &start, &end);
+    j->starts[part] = start;
     adam_range(j->p + start, j->g + start, j->m + start, j->v + start, end - start, j->lr_t,
-               j->beta1, j->beta2, j->eps, j->bias1, j->bias2);
+               j->beta1, j->beta2, j->eps, j->bias1, j->bias2, &j->errors[part]);
 }
 
-void fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
-                double lr_t, double beta1, double beta2, double eps,
-                double bias1, double bias2)
+int fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
+               double lr_t, double beta1, double beta2, double eps,
+               double bias1, double bias2)
 {
-    struct adam_job job = {p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2};
+    struct adam_error errors[THREADS_MAX], first = {0, PYFLOAT_OK};
+    ptrdiff_t starts[THREADS_MAX], k;
+    struct adam_job job = {p, g, m, v, n, lr_t, beta1, beta2, eps, bias1, bias2, errors, starts};
     /* a parameter's update is some twenty operations */
-    threads_run(adam_part, &job, threads_parts(20.0 * n, (n + 7) / 8));
+    const ptrdiff_t parts = threads_parts(20.0 * n, (n + 7) / 8);
+
+    for (k = 0; k < parts; k++)
+        job.errors[k].status = PYFLOAT_OK;
+    threads_run(adam_part, &job, parts);
+    for (k = 0; k < parts; k++)
+        adam_failed(&first, 2 * job.starts[k] + job.errors[k].at, job.errors[k].status);
+    return first.status;
 }

@@ -25,7 +25,29 @@
 
 #include <stddef.h>
 
+#include "pyfloat.h"
+
 #define ADAM_CHUNK 512
+
+/*
+ * Where microgpt.py's Adam would raise: p.grad ** 2 overflows (OverflowError)
+ * or v_hat ** 0.5 is of a negative number (one written into v: ValueError,
+ * as Value's). The loops go on, and keep the first such parameter in
+ * microgpt.py's order: at is 2 i for parameter i's square, 2 i + 1 for its
+ * root; status is PYFLOAT_OK while there is none.
+ */
+struct adam_error {
+    ptrdiff_t at;
+    int status;
+};
+
+static inline void adam_failed(struct adam_error *e, ptrdiff_t at, int status)
+{
+    if (status != PYFLOAT_OK && (e->status == PYFLOAT_OK || at < e->at)) {
+        e->at = at;
+        e->status = status;
+    }
+}
 
 /* Each chunk's parameters are asked for a chunk ahead, while the one before
    is updated: for models whose parameters do not fit in the caches, the
@@ -103,8 +125,10 @@ static inline ptrdiff_t adam_list(unsigned char *oks, ptrdiff_t vectors, int lan
 #endif
 
 ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t n, double lr_t,
-                    double beta1, double beta2, double eps, double bias1, double bias2);
+                    double beta1, double beta2, double eps, double bias1, double bias2,
+                    struct adam_error *error);
 ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff_t n, double lr_t,
-                      double beta1, double beta2, double eps, double bias1, double bias2);
+                      double beta1, double beta2, double eps, double bias1, double bias2,
+                      struct adam_error *error);
 
 #endif /* MICROGPT_ADAM_H */

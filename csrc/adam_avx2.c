@@ -129,12 +129,13 @@ static inline void squares4(const double *g, double *square, unsigned char *oks,
 
 /* after the squares: pow's where a check failed (an overflow leaves the
    product's inf) */
-static void chunk4_squares_done(struct chunk4 *h, const double *g)
+static void chunk4_squares_done(struct chunk4 *h, const double *g, struct adam_error *e)
 {
     ptrdiff_t listed[ADAM_CHUNK], count, k;
     count = adam_list(h->ok_squares, (h->end - h->start) / 4, 4, listed);
     for (k = 0; k < count; k++)
-        pyfloat_pow(g[h->start + listed[k]], 2.0, &h->square[listed[k]]);
+        adam_failed(e, 2 * (h->start + listed[k]),
+                    pyfloat_pow(g[h->start + listed[k]], 2.0, &h->square[listed[k]]));
 }
 
 /* the moments; m_hat and v_hat; returns the lanes whose moments are in
@@ -186,12 +187,14 @@ static inline void roots4(double *root, unsigned char *oks, ptrdiff_t j)
 
 /* after the roots: pow's where a check failed, of v_hat again (the same
    division) */
-static void chunk4_roots_done(struct chunk4 *h, const double *v, double bias2)
+static void chunk4_roots_done(struct chunk4 *h, const double *v, double bias2,
+                              struct adam_error *e)
 {
     ptrdiff_t listed[ADAM_CHUNK], count, k;
     count = adam_list(h->ok_roots, (h->end - h->start) / 4, 4, listed);
     for (k = 0; k < count; k++)
-        pyfloat_pow(v[h->start + listed[k]] / bias2, 0.5, &h->root[listed[k]]);
+        adam_failed(e, 2 * (h->start + listed[k]) + 1,
+                    pyfloat_pow(v[h->start + listed[k]] / bias2, 0.5, &h->root[listed[k]]));
 }
 
 /* p -= lr_t * m_hat / (v_hat ** 0.5 + eps) */
@@ -208,7 +211,7 @@ static inline void update4(const struct adam4 *c, double *p, double *g, const do
 __attribute__((target("avx2,fma")))
 ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t n,
                     double lr_t, double beta1, double beta2, double eps,
-                    double bias1, double bias2)
+                    double bias1, double bias2, struct adam_error *error)
 {
     struct adam4 c;
     struct chunk4 chunks[2], *h = &chunks[0], *next = &chunks[1], *swap;
@@ -240,7 +243,7 @@ ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t n,
                 ADAM_AHEAD(i, n, p, g, m, v);
             squares4(g, square, oks, i, i);
         }
-        chunk4_squares_done(h, g);
+        chunk4_squares_done(h, g, error);
         for (i = 0; i < end; i += 4)
             in_range = _mm256_and_pd(in_range, moments4(&c, g, m, v, square, root, i, i));
         h->in_range = in_range;
@@ -270,9 +273,9 @@ ptrdiff_t adam_avx2(double *p, double *g, double *m, double *v, ptrdiff_t n,
         }
         for (j = both; j < end - start; j += 4)
             roots4(root, oks, j);
-        chunk4_roots_done(h, v, bias2);
+        chunk4_roots_done(h, v, bias2, error);
         if (both)
-            chunk4_squares_done(next, g);
+            chunk4_squares_done(next, g, error);
         in_range = next->in_range;
         for (j = 0; j < both; j += 4) {
             update4(&c, p, g, square, root, start + j, j);

@@ -49,7 +49,7 @@ static inline __mmask8 in_range_avx512(__m512d a)
 __attribute__((target("avx512f")))
 ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff_t n,
                       double lr_t, double beta1, double beta2, double eps,
-                      double bias1, double bias2)
+                      double bias1, double bias2, struct adam_error *error)
 {
     const __m512d b1 = _mm512_set1_pd(beta1), b2 = _mm512_set1_pd(beta2);
     const __m512d c1 = _mm512_set1_pd(1 - beta1), c2 = _mm512_set1_pd(1 - beta2);
@@ -84,7 +84,8 @@ ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff_t n,
         }
         count = adam_list(oks, (end - start) / 8, 8, listed);
         for (k = 0; k < count; k++)     /* (an overflow leaves the product's inf) */
-            pyfloat_pow(g[start + listed[k]], 2.0, &square[listed[k]]);
+            adam_failed(error, 2 * (start + listed[k]),
+                        pyfloat_pow(g[start + listed[k]], 2.0, &square[listed[k]]));
         /* the moments, m_hat, and v_hat ** 0.5 */
         in_range = 0xff;
         for (i = start; i < end; i += 8) {
@@ -112,13 +113,17 @@ ptrdiff_t adam_avx512(double *p, double *g, double *m, double *v, ptrdiff_t n,
         }
         if (in_range != 0xff)           /* a moment out of range: the divider's, and pow's */
             for (i = start; i < end; i++) {
+                const double v_hat = v[i] / bias2;
                 square[i - start] = m[i] / bias1;
-                root[i - start] = pyfloat_root(v[i] / bias2);
+                root[i - start] = pyfloat_root(v_hat);
+                if (v_hat < 0.0 && isfinite(v_hat))
+                    adam_failed(error, 2 * i + 1, PYFLOAT_COMPLEX);
             }
         else {
             count = adam_list(oks, (end - start) / 8, 8, listed);
             for (k = 0; k < count; k++)     /* v_hat again: the same division */
-                pyfloat_pow(v[start + listed[k]] / bias2, 0.5, &root[listed[k]]);
+                adam_failed(error, 2 * (start + listed[k]) + 1,
+                            pyfloat_pow(v[start + listed[k]] / bias2, 0.5, &root[listed[k]]));
         }
         /* p -= lr_t * m_hat / (v_hat ** 0.5 + eps) */
         for (i = start; i < end; i += 8) {

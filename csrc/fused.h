@@ -113,9 +113,12 @@ void fused_cross_entropy_backward(const double *exps, const double *sums,
  * One step of microgpt.py's Adam over n parameters, each formula in its
  * order; bias1 and bias2 are 1 - beta1 ** (step + 1) and 1 - beta2 ** (step + 1).
  * p.grad ** 2 and v_hat ** 0.5 are pow()'s results, as in Python
- * (pyfloat_square, pyfloat_root). Zeroes the gradients.
+ * (pyfloat_square, pyfloat_root). Zeroes the gradients. Returns PYFLOAT_OK,
+ * or the error microgpt.py's Adam would raise at the first parameter where
+ * it would (an overflowing square; the root of a negative v_hat): every
+ * parameter is updated all the same (where microgpt.py's loop stops).
  */
-void fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
+int fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
                 double lr_t, double beta1, double beta2, double eps,
                 double bias1, double bias2);
 

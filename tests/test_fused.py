@@ -888,6 +888,42 @@ def test_adam_divides_moments_below_the_vector_range_as_python_does(isa):
         isa, grads_with_moments_below_the_vector_range(), 0.9, 0.95, 0)
 
 
+@pytest.mark.parametrize("isa", ["best", "avx2", "portable", "plain"])
+def test_adam_raises_where_microgpt_py_would(isa):
+    """A gradient whose square overflows: microgpt.py's Adam raises
+    OverflowError at p.grad ** 2, and so does this one, in every chunk and
+    instruction set; a negative second moment (written into v) gives the
+    ValueError of Value's fractional power of a negative number."""
+    script = ("import json, sys\n"
+              "from microgpt.fused import Parameters, Adam\n"
+              "grads, where, negative_v = json.loads(sys.stdin.read())\n"
+              "params = Parameters({'w': (1, len(grads))})\n"
+              "opt = Adam(params, 0.01, 0.9, 0.95)\n"
+              "for i, g in enumerate(grads): params.grad[i] = g\n"
+              "if negative_v: opt.v[where] = -1.0\n"
+              "try:\n"
+              "    opt.step(0, 0.01)\n"
+              "except Exception as e:\n"
+              "    print(type(e).__name__)\n")
+    rng = stdlib_random.Random(21)
+    for where in (3, 700, 1999):
+        grads = [rng.gauss(0, 1) for _ in range(2000)]
+        huge = grads[:]
+        huge[where] = rng.choice((1, -1)) * 1e200
+        params = [Value(0.0) for _ in huge]
+        for p, g in zip(params, huge):
+            p.grad = g
+        with pytest.raises(OverflowError):
+            ScalarAdam(params, 0.01, 0.9, 0.95).step(0, 0.01)
+        for grads, negative_v, expected in ((huge, False, "OverflowError"),
+                                            (grads, True, "ValueError")):
+            run = subprocess.run([sys.executable, "-c", script],
+                                 input=json.dumps([grads, where, negative_v]),
+                                 capture_output=True, text=True,
+                                 env=dict(os.environ, MICROGPT_KERNELS=isa))
+            assert run.returncode == 0 and run.stdout.strip() == expected, run.stderr
+
+
 # -- the objects -----------------------------------------------------------------------
 
 def test_parameters_are_one_array_seen_by_numpy_without_copies():

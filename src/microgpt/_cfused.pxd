@@ -51,6 +51,6 @@ cdef extern from "fused.h":
     void fused_cross_entropy_backward(const double *exps, const double *sums,
                                       const ptrdiff_t *targets, double dloss, double *dlogits,
                                       double *scratch, ptrdiff_t rows, ptrdiff_t n) noexcept nogil
-    void fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
-                    double lr_t, double beta1, double beta2, double eps,
-                    double bias1, double bias2) noexcept nogil
+    int fused_adam(double *p, double *g, double *m, double *v, ptrdiff_t n,
+                   double lr_t, double beta1, double beta2, double eps,
+                   double bias1, double bias2) noexcept nogil

@@ -136,11 +136,13 @@ cdef class Adam:
 
     def step(self, step, double lr_t):
         """Update every parameter from its gradient at step `step` (from 0),
-        with learning rate lr_t, and zero the gradients."""
+        with learning rate lr_t, and zero the gradients. Raises what
+        microgpt.py's Adam would (OverflowError: a gradient's square
+        overflows), after updating every parameter."""
         cdef double power1, power2
         _storage_of(self._storage)
         _check(pyfloat_pow(self.beta1, step + 1, &power1))     # beta1 ** (step + 1)
         _check(pyfloat_pow(self.beta2, step + 1, &power2))
-        fused_adam(self._storage.data, self._storage.grad, self._m, self._v,
-                   self._storage.size, lr_t, self.beta1, self.beta2, self.eps_adam,
-                   1 - power1, 1 - power2)
+        _check(fused_adam(self._storage.data, self._storage.grad, self._m, self._v,
+                          self._storage.size, lr_t, self.beta1, self.beta2, self.eps_adam,
+                          1 - power1, 1 - power2))
